@@ -1,0 +1,27 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "job.h"
+#include "job_store.h"
+#include "supervisor.h"
+
+namespace collectord::http {
+
+// The narrow view of the daemon that request handlers get: read the store, ask the
+// supervisor for a run, know which collectors exist. Nothing else.
+class ApiContext {
+ public:
+  virtual ~ApiContext() = default;
+
+  virtual JobStore& store() = 0;
+  // Throws StoreError or ShuttingDownError (see Supervisor::trigger).
+  virtual TriggerResult trigger(const std::vector<std::string>& collectors, Priority priority) = 0;
+  // Configured collector names, sorted.
+  virtual std::vector<std::string> collectorNames() const = 0;
+  virtual bool hasCollector(std::string_view name) const = 0;
+};
+
+}  // namespace collectord::http

@@ -1,0 +1,18 @@
+#include "collector_routes.h"
+#include "ids.h"
+#include "json_views.h"
+
+namespace collectord::http {
+
+void addBatchRoutes(Router& router, ApiContext& context) {
+  router.add("GET", "/api/collectors/runs/batch/{batch_id}", [&context](const Request& request) {
+    const std::string& id = request.params.at("batch_id");
+    if (!isBatchId(id)) return errorResponse(404, "Batch not found");
+    const auto batch = context.store().findBatch(id);
+    if (!batch) return errorResponse(404, "Batch not found");
+    const auto jobs = context.store().jobsOfBatch(id);
+    return Response{200, toJson(batchView(*batch, jobs)), "application/json", {}};
+  });
+}
+
+}  // namespace collectord::http

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace collectord::http {
+
+// What a handler sees of a request: already routed, body read and bounded.
+struct Request {
+  std::string method;
+  std::string path;                                     // decoded
+  std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
+  std::map<std::string, std::string> params;            // from the route pattern, e.g. {"id"}
+  std::string body;
+  std::string client;  // peer address, for logs
+
+  // The last value of query parameter `name`, or nullptr when absent.
+  const std::string* queryParam(const std::string& name) const;
+};
+
+// What a handler returns; the server writes it.
+struct Response {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// {"error": message} with `status`: the one shape of every error the API returns.
+Response errorResponse(int status, const std::string& message);
+
+}  // namespace collectord::http

@@ -1,0 +1,119 @@
+#include "json_views.h"
+
+#include <Poco/Dynamic/Var.h>
+#include <Poco/JSON/Array.h>
+
+#include <sstream>
+
+#include "time_format.h"
+
+namespace collectord::http {
+namespace {
+
+using Poco::Dynamic::Var;
+
+Var orNull(const std::optional<std::string>& v) { return v ? Var(*v) : Var(); }
+Var orNull(const std::optional<int>& v) { return v ? Var(*v) : Var(); }
+Var orNull(const std::optional<double>& v) { return v ? Var(*v) : Var(); }
+Var timestampOrNull(const std::optional<Micros>& t) {
+  return t ? Var(formatTimestamp(*t)) : Var();
+}
+Var estimateOrNull(const std::optional<Micros>& t) {
+  return t ? Var(formatTimestampSeconds(*t)) : Var();
+}
+
+}  // namespace
+
+Poco::JSON::Object::Ptr orderedObject() {
+  return new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+}
+
+std::string toJson(const Poco::JSON::Object::Ptr& object) {
+  std::ostringstream out;
+  object->stringify(out);
+  return out.str();
+}
+
+Poco::JSON::Object::Ptr triggeredJobView(const JobRecord& job) {
+  auto o = orderedObject();
+  o->set("job_name", job.job_name);
+  o->set("job_id", job.job_id);
+  o->set("status", std::string(toString(job.status)));
+  o->set("started_at", formatTimestamp(job.started_at));
+  return o;
+}
+
+Poco::JSON::Object::Ptr batchView(const BatchRecord& batch, const std::vector<JobRecord>& jobs) {
+  auto o = orderedObject();
+  o->set("batch_id", batch.batch_id);
+  o->set("status", std::string(toString(batch.status)));
+  o->set("progress_percent", batch.progress_percent);
+  o->set("estimated_completion", estimateOrNull(batch.estimated_completion));
+  o->set("started_at", formatTimestamp(batch.started_at));
+  o->set("updated_at", formatTimestamp(batch.updated_at));
+  o->set("ended_at", timestampOrNull(batch.ended_at));
+  o->set("message", orNull(batch.message));
+  o->set("error", orNull(batch.error));
+  Poco::JSON::Array::Ptr collectors = new Poco::JSON::Array;
+  for (const JobRecord& job : jobs) {
+    auto j = orderedObject();
+    j->set("job_name", job.job_name);
+    j->set("job_id", job.job_id);
+    j->set("status", std::string(toString(job.status)));
+    j->set("started_at", formatTimestamp(job.started_at));
+    j->set("updated_at", formatTimestamp(job.updated_at));
+    j->set("ended_at", timestampOrNull(job.ended_at));
+    j->set("progress_percent", orNull(job.progress_percent));
+    j->set("message", orNull(job.message));
+    j->set("error", orNull(job.error));
+    j->set("duration_seconds", orNull(durationSeconds(job.started_at, job.ended_at)));
+    collectors->add(j);
+  }
+  o->set("collectors", collectors);
+  o->set("duration_seconds", orNull(durationSeconds(batch.started_at, batch.ended_at)));
+  o->set("priority", std::string(toString(batch.priority)));
+  return o;
+}
+
+Poco::JSON::Object::Ptr jobStatusView(const JobRecord& job,
+                                      const std::optional<BatchRecord>& batch) {
+  auto o = orderedObject();
+  o->set("job_id", job.job_id);
+  o->set("batch_id", job.batch_id);
+  o->set("job_name", job.job_name);
+  o->set("status", std::string(toString(job.status)));
+  o->set("started_at", formatTimestamp(job.started_at));
+  o->set("updated_at", formatTimestamp(job.updated_at));
+  o->set("ended_at", timestampOrNull(job.ended_at));
+  o->set("progress_percent", orNull(job.progress_percent));
+  o->set("message", orNull(job.message));
+  o->set("error", orNull(job.error));
+  o->set("duration_seconds", orNull(durationSeconds(job.started_at, job.ended_at)));
+  o->set("batch_status", batch ? Var(std::string(toString(batch->status))) : Var());
+  o->set("batch_progress_percent", batch ? Var(batch->progress_percent) : Var());
+  o->set("estimated_completion", batch ? estimateOrNull(batch->estimated_completion) : Var());
+  o->set("batch_message", batch ? orNull(batch->message) : Var());
+  o->set("collector", job.collector);
+  return o;
+}
+
+Poco::JSON::Object::Ptr historyItemView(const JobRecord& job) {
+  const auto seconds = durationSeconds(job.started_at, job.ended_at);
+  auto o = orderedObject();
+  o->set("job_id", job.job_id);
+  o->set("job_name", job.job_name);
+  o->set("started_at", formatTimestamp(job.started_at));
+  o->set("ended_at", timestampOrNull(job.ended_at));
+  o->set("status", std::string(toString(job.status)));
+  o->set("message", orNull(job.message));
+  o->set("progress_percent", orNull(job.progress_percent));
+  o->set("updated_at", formatTimestamp(job.updated_at));
+  o->set("duration", seconds ? Var(formatDuration(*seconds)) : Var());
+  o->set("duration_seconds", orNull(seconds));
+  o->set("batch_id", job.batch_id);
+  o->set("error", orNull(job.error));
+  o->set("collector", job.collector);
+  return o;
+}
+
+}  // namespace collectord::http

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <Poco/JSON/Object.h>
+
+#include <optional>
+#include <vector>
+
+#include "job.h"
+
+namespace collectord::http {
+
+// The JSON shapes of the API reference, fields in the documented order.
+
+// An element of POST /api/collectors/run's "collectors".
+Poco::JSON::Object::Ptr triggeredJobView(const JobRecord& job);
+// GET /api/collectors/runs/batch/{id}.
+Poco::JSON::Object::Ptr batchView(const BatchRecord& batch, const std::vector<JobRecord>& jobs);
+// GET /api/collectors/runs/job/{id}, and each of latest's "latest_runs".
+Poco::JSON::Object::Ptr jobStatusView(const JobRecord& job, const std::optional<BatchRecord>& batch);
+// Each of history's "collection_history".
+Poco::JSON::Object::Ptr historyItemView(const JobRecord& job);
+
+// An empty object that keeps keys in insertion order.
+Poco::JSON::Object::Ptr orderedObject();
+std::string toJson(const Poco::JSON::Object::Ptr& object);
+
+}  // namespace collectord::http

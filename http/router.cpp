@@ -1,0 +1,79 @@
+#include "router.h"
+
+#include <Poco/JSON/Object.h>
+
+#include <sstream>
+
+namespace collectord::http {
+namespace {
+
+std::vector<std::string> splitPath(const std::string& path) {
+  std::vector<std::string> segments;
+  std::size_t start = 1;  // paths start with '/'
+  while (start <= path.size()) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    segments.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return segments;
+}
+
+bool match(const Router::Route& route, const std::vector<std::string>& segments,
+           std::map<std::string, std::string>* params) {
+  if (route.segments.size() != segments.size()) return false;
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const std::string& want = route.segments[i];
+    if (want.size() > 2 && want.front() == '{' && want.back() == '}') {
+      if (segments[i].empty()) return false;
+      if (params) (*params)[want.substr(1, want.size() - 2)] = segments[i];
+    } else if (want != segments[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+const std::string* Request::queryParam(const std::string& name) const {
+  const std::string* found = nullptr;
+  for (const auto& [key, value] : query) {
+    if (key == name) found = &value;
+  }
+  return found;
+}
+
+Response errorResponse(int status, const std::string& message) {
+  Poco::JSON::Object body;
+  body.set("error", message);
+  std::ostringstream out;
+  body.stringify(out);
+  return Response{status, out.str(), "application/json", {}};
+}
+
+void Router::add(const std::string& method, const std::string& pattern, Handler handler) {
+  routes_.push_back(Route{method, pattern, splitPath(pattern), std::move(handler)});
+}
+
+Response Router::dispatch(Request& request) const {
+  const std::vector<std::string> segments = splitPath(request.path);
+  std::string allow;
+  for (const Route& route : routes_) {
+    if (!match(route, segments, nullptr)) continue;
+    if (route.method == request.method) {
+      match(route, segments, &request.params);
+      return route.handler(request);
+    }
+    if (allow.find(route.method) == std::string::npos) {
+      allow += (allow.empty() ? "" : ", ") + route.method;
+    }
+  }
+  if (allow.empty()) return errorResponse(404, "Not found: " + request.path);
+  Response response = errorResponse(
+      405, "Method " + request.method + " is not allowed on " + request.path);
+  response.headers.emplace_back("Allow", allow);
+  return response;
+}
+
+}  // namespace collectord::http

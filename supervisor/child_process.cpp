@@ -1,0 +1,163 @@
+#include "child_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// Boost 1.81 Process v2 with std::filesystem misses these includes of its own.
+#include <boost/optional.hpp>
+#include <type_traits>
+
+#include <boost/process/v2/posix/default_launcher.hpp>
+#include <boost/process/v2/process.hpp>
+#include <boost/process/v2/start_dir.hpp>
+#include <boost/process/v2/stdio.hpp>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include "unique_fd.h"
+
+namespace collectord {
+
+namespace bp = boost::process::v2;
+
+struct ChildProcess::Handle {
+  bp::process process;
+};
+
+namespace {
+
+// The parts of the child's set-up that Boost.Process has no initializer for. on_exec_setup
+// runs in the forked child before exec, so it uses only async-signal-safe calls.
+struct CollectorChildSetup {
+  int progress_write_fd;
+  pid_t parent;
+  const char* const* envp;
+
+  bp::error_code on_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&,
+                          const char* const*) {
+    launcher.fd_whitelist.push_back(kProgressFd);
+    launcher.env = envp;
+    return {};
+  }
+
+  bp::error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&,
+                               const char* const*) {
+    if (::setpgid(0, 0) == -1) return {errno, bp::system_category()};
+    // Die with the supervisor: a collector must never run unsupervised.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) return {errno, bp::system_category()};
+    if (::getppid() != parent) ::_exit(127);  // the supervisor died before prctl took effect
+    if (progress_write_fd == kProgressFd) {
+      if (::fcntl(kProgressFd, F_SETFD, 0) == -1) return {errno, bp::system_category()};
+    } else if (::dup2(progress_write_fd, kProgressFd) == -1) {
+      return {errno, bp::system_category()};
+    }
+    // The daemon may ignore or block signals; the collector starts with the defaults.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    return {};
+  }
+};
+
+}  // namespace
+
+ChildProcess::ChildProcess(boost::asio::io_context& io, std::unique_ptr<Handle> handle, int pid,
+                           int read_fd)
+    : handle_(std::move(handle)), pid_(pid), progress_(io, read_fd) {}
+
+// A child still running here is killed and reaped by Boost's handle: never leaked.
+ChildProcess::~ChildProcess() = default;
+
+std::unique_ptr<ChildProcess> ChildProcess::spawn(boost::asio::io_context& io,
+                                                  const SpawnRequest& request,
+                                                  std::string& error) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) == -1) {
+    error = std::string("cannot create the progress pipe: ") + std::strerror(errno);
+    return nullptr;
+  }
+  UniqueFd read_end(fds[0]), write_end(fds[1]);
+
+  std::vector<const char*> envp;
+  envp.reserve(request.environment.size() + 1);
+  for (const std::string& entry : request.environment) envp.push_back(entry.c_str());
+  envp.push_back(nullptr);
+
+  bp::error_code ec;
+  CollectorChildSetup setup{write_end.get(), ::getpid(), envp.data()};
+  bp::posix::default_launcher launcher;
+  auto process = launcher(io.get_executor(), ec, bp::filesystem::path(request.executable),
+                          request.args,
+                          bp::process_stdio{nullptr, request.output_fd, request.output_fd},
+                          bp::process_start_dir{request.working_directory}, setup);
+  if (ec) {
+    error = ec.message();
+    return nullptr;
+  }
+  write_end.reset();  // only the child writes; EOF arrives when every writer is gone
+  const int pid = process.id();
+  const int fl = ::fcntl(read_end.get(), F_GETFL);
+  ::fcntl(read_end.get(), F_SETFL, fl | O_NONBLOCK);
+  auto handle = std::make_unique<Handle>(Handle{std::move(process)});
+  return std::unique_ptr<ChildProcess>(
+      new ChildProcess(io, std::move(handle), pid, read_end.release()));
+}
+
+void ChildProcess::asyncWait(std::function<void(int wait_status)> on_exit) {
+  handle_->process.async_wait(
+      [this, on_exit = std::move(on_exit)](bp::error_code ec, int) {
+        // Waiting can only fail if the pid was reaped elsewhere; report it as a lost child.
+        on_exit(ec ? W_EXITCODE(255, 0) : handle_->process.native_exit_code());
+      });
+}
+
+bool ChildProcess::signalGroup(int sig) const { return ::kill(-pid_, sig) == 0; }
+
+}  // namespace collectord
+
+namespace collectord {
+
+int killLeftoverProcesses(int pgid, const std::string& job_id) {
+  namespace fs = std::filesystem;
+  const std::string marker = "COLLECTOR_JOB_ID=" + job_id;
+  int killed = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat_file(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    const auto paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(stat.substr(paren + 1));
+    std::string state;
+    int ppid = 0, pgrp = 0;
+    fields >> state >> ppid >> pgrp;
+    if (pgrp != pgid) continue;
+    std::ifstream environ_file(entry.path() / "environ", std::ios::binary);
+    std::string environ((std::istreambuf_iterator<char>(environ_file)),
+                        std::istreambuf_iterator<char>());
+    std::size_t at = 0;
+    bool ours = false;
+    while (at < environ.size()) {
+      const std::size_t end = environ.find('\0', at);
+      if (environ.compare(at, (end == std::string::npos ? environ.size() : end) - at, marker) == 0) {
+        ours = true;
+        break;
+      }
+      if (end == std::string::npos) break;
+      at = end + 1;
+    }
+    if (ours && ::kill(std::stoi(name), SIGKILL) == 0) ++killed;
+  }
+  return killed;
+}
+
+}  // namespace collectord

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace collectord {
+
+// What to run, and where its output goes.
+struct SpawnRequest {
+  std::string executable;  // absolute path
+  std::vector<std::string> args;
+  std::string working_directory;
+  std::vector<std::string> environment;  // "NAME=value", the child's whole environment
+  int output_fd = -1;                    // stdout and stderr go here
+};
+
+// The descriptor number the child finds the progress pipe on (COLLECTOR_PROGRESS_FD).
+inline constexpr int kProgressFd = 3;
+
+// One collector child process: its own process group, stdin on /dev/null, stdout and stderr
+// on `output_fd`, the write end of the progress pipe on fd 3, no other descriptor, and
+// SIGKILL should the supervising thread die. Lives on one io_context thread.
+class ChildProcess {
+ public:
+  // Starts the child. Returns nullptr with `error` set when it cannot start (missing program,
+  // exec format error, no resources).
+  static std::unique_ptr<ChildProcess> spawn(boost::asio::io_context& io,
+                                             const SpawnRequest& request, std::string& error);
+  ~ChildProcess();
+
+  int pid() const { return pid_; }
+  // The read end of the progress pipe, non-blocking.
+  boost::asio::posix::stream_descriptor& progress() { return progress_; }
+  // Calls `on_exit` with the waitpid() status once the child has exited (not its group).
+  void asyncWait(std::function<void(int wait_status)> on_exit);
+  // Sends `sig` to the child's whole process group; false when the group is gone.
+  bool signalGroup(int sig) const;
+
+ private:
+  struct Handle;
+  ChildProcess(boost::asio::io_context& io, std::unique_ptr<Handle> handle, int pid, int read_fd);
+
+  std::unique_ptr<Handle> handle_;
+  int pid_;
+  boost::asio::posix::stream_descriptor progress_;
+};
+
+}  // namespace collectord
+
+namespace collectord {
+
+// Kills (SIGKILL) every process in process group `pgid` whose environment says it belongs to
+// job `job_id`: what a previous supervisor instance left behind. Returns how many it killed.
+int killLeftoverProcesses(int pgid, const std::string& job_id);
+
+}  // namespace collectord

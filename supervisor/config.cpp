@@ -1,0 +1,465 @@
+#include "config.h"
+
+#include <unistd.h>
+
+#include <Poco/AutoPtr.h>
+#include <Poco/Exception.h>
+#include <Poco/NumberParser.h>
+#include <Poco/String.h>
+#include <Poco/Util/IniFileConfiguration.h>
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "time_format.h"
+
+namespace collectord {
+
+namespace fs = std::filesystem;
+
+const CollectorConfig* Config::findCollector(std::string_view name) const {
+  for (const CollectorConfig& c : collectors) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+std::string ConfigProblem::toString() const {
+  return key.empty() ? file + ": " + message : file + ": " + key + ": " + message;
+}
+
+std::optional<std::vector<std::string>> splitShellWords(std::string_view text, std::string& error) {
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_word) words.push_back(std::move(word));
+      word.clear();
+      in_word = false;
+    } else if (c == '\'') {
+      const std::size_t end = text.find('\'', i + 1);
+      if (end == std::string_view::npos) {
+        error = "unterminated single quote";
+        return std::nullopt;
+      }
+      word.append(text.substr(i + 1, end - i - 1));
+      in_word = true;
+      i = end;
+    } else if (c == '"') {
+      std::size_t j = i + 1;
+      for (; j < text.size() && text[j] != '"'; ++j) {
+        // Inside double quotes a backslash escapes only these, as in sh.
+        if (text[j] == '\\' && j + 1 < text.size() &&
+            (text[j + 1] == '"' || text[j + 1] == '\\' || text[j + 1] == '$' || text[j + 1] == '`')) {
+          ++j;
+        }
+        word += text[j];
+      }
+      if (j >= text.size()) {
+        error = "unterminated double quote";
+        return std::nullopt;
+      }
+      in_word = true;
+      i = j;
+    } else if (c == '\\') {
+      if (i + 1 >= text.size()) {
+        error = "trailing backslash";
+        return std::nullopt;
+      }
+      word += text[++i];
+      in_word = true;
+    } else {
+      word += c;
+      in_word = true;
+    }
+  }
+  if (in_word) words.push_back(std::move(word));
+  return words;
+}
+
+namespace {
+
+// Cuts a comment that starts with whitespace followed by ';' or '#' outside quotes, and blanks
+// '#' comment lines, which Poco's INI reader does not know.
+std::string stripComments(std::istream& in) {
+  std::string out, line;
+  while (std::getline(in, line)) {
+    const std::size_t first = line.find_first_not_of(" \t");
+    if (first != std::string::npos && (line[first] == '#' || line[first] == ';')) line.clear();
+    char quote = 0;
+    for (std::size_t i = 1; i < line.size(); ++i) {
+      const char c = line[i];
+      if (quote) {
+        if (c == quote) quote = 0;
+      } else if (c == '"' || c == '\'') {
+        quote = c;
+      } else if ((c == ';' || c == '#') && (line[i - 1] == ' ' || line[i - 1] == '\t')) {
+        line.erase(i);
+        break;
+      }
+    }
+    out += line;
+    out += '\n';
+  }
+  return out;
+}
+
+// Reads one INI file and checks its keys against what the caller asks for.
+class IniReader {
+ public:
+  IniReader(std::string path, std::vector<ConfigProblem>& problems)
+      : path_(std::move(path)), problems_(problems) {
+    std::ifstream in(path_);
+    if (!in) {
+      problem("", "cannot read the file");
+      return;
+    }
+    std::istringstream text(stripComments(in));
+    try {
+      ini_ = new Poco::Util::IniFileConfiguration(text);
+    } catch (const Poco::Exception& e) {
+      problem("", "cannot parse the file: " + e.displayText());
+    }
+  }
+
+  bool ok() const { return !ini_.isNull(); }
+  const std::string& path() const { return path_; }
+  std::string folder() const { return fs::path(path_).parent_path().string(); }
+
+  // The raw value of "section.key" when present and not empty.
+  std::optional<std::string> get(const std::string& key) {
+    used_.insert(Poco::toLower(key));
+    if (!ini_ || !ini_->hasProperty(key)) return std::nullopt;
+    std::string value = Poco::trim(ini_->getRawString(key));
+    if (value.empty()) return std::nullopt;
+    return value;
+  }
+
+  std::string getString(const std::string& key, const std::string& fallback) {
+    return get(key).value_or(fallback);
+  }
+
+  int getInt(const std::string& key, int fallback, int min, int max) {
+    const auto value = get(key);
+    if (!value) return fallback;
+    int n;
+    if (!Poco::NumberParser::tryParse(*value, n) || n < min || n > max) {
+      problem(key, "'" + *value + "' is not a whole number from " + std::to_string(min) + " to " +
+                       std::to_string(max));
+      return fallback;
+    }
+    return n;
+  }
+
+  bool getBool(const std::string& key, bool fallback) {
+    const auto value = get(key);
+    if (!value) return fallback;
+    const std::string v = Poco::toLower(*value);
+    if (v == "true" || v == "yes" || v == "on" || v == "1") return true;
+    if (v == "false" || v == "no" || v == "off" || v == "0") return false;
+    problem(key, "'" + *value + "' is not a boolean (true or false)");
+    return fallback;
+  }
+
+  std::optional<std::chrono::milliseconds> getDuration(const std::string& key) {
+    const auto value = get(key);
+    if (!value) return std::nullopt;
+    auto d = parseDuration(*value);
+    if (!d || d->count() <= 0) {
+      problem(key, "invalid duration '" + *value + "' (use e.g. 90s, 5m, 1h)");
+      return std::nullopt;
+    }
+    return d;
+  }
+
+  // A path resolved against this file's folder; empty when not set.
+  std::string getPath(const std::string& key, const std::string& fallback = "") {
+    const std::string value = getString(key, fallback);
+    if (value.empty()) return "";
+    return resolve(value);
+  }
+
+  std::string resolve(const std::string& value) const {
+    fs::path p(value);
+    if (p.is_relative()) p = fs::path(folder()) / p;
+    std::string normal = p.lexically_normal().string();
+    if (normal.size() > 1 && normal.back() == '/') normal.pop_back();  // "dir/." -> "dir"
+    return normal;
+  }
+
+  // Keys of `section` with the given prefix ("env." for env.NAME), in file order.
+  std::vector<std::pair<std::string, std::string>> prefixed(const std::string& section,
+                                                            const std::string& prefix) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (!ini_) return out;
+    const std::string root = section + "." + prefix.substr(0, prefix.size() - 1);
+    Poco::Util::AbstractConfiguration::Keys names;
+    ini_->keys(root, names);
+    for (const std::string& name : names) {
+      out.emplace_back(name, Poco::trim(ini_->getRawString(root + "." + name)));
+    }
+    return out;
+  }
+
+  // Reports every section and key not in `allowed` (section -> keys); `open_prefixes` lists
+  // "section.prefix" roots whose children are all allowed (e.g. "collector.env").
+  void rejectUnknown(const std::map<std::string, std::set<std::string>>& allowed,
+                     const std::set<std::string>& open_prefixes) {
+    if (!ini_) return;
+    Poco::Util::AbstractConfiguration::Keys sections;
+    ini_->keys("", sections);
+    for (const std::string& section : sections) {
+      const auto it = allowed.find(Poco::toLower(section));
+      if (it == allowed.end()) {
+        problem(section, "unknown section [" + section + "]");
+        continue;
+      }
+      Poco::Util::AbstractConfiguration::Keys keys;
+      ini_->keys(section, keys);
+      if (keys.empty() && ini_->hasProperty(section)) {
+        problem(section, "a key outside of any section");
+      }
+      for (const std::string& key : keys) {
+        const std::string full = Poco::toLower(section) + "." + Poco::toLower(key);
+        if (open_prefixes.count(full)) continue;
+        if (!it->second.count(Poco::toLower(key))) problem(section + "." + key, "unknown key");
+      }
+    }
+  }
+
+  void problem(const std::string& key, const std::string& message) {
+    problems_.push_back({path_, key, message});
+  }
+
+ private:
+  std::string path_;
+  std::vector<ConfigProblem>& problems_;
+  Poco::AutoPtr<Poco::Util::IniFileConfiguration> ini_;
+  std::set<std::string> used_;
+};
+
+bool isExecutableFile(const std::string& path) {
+  std::error_code ec;
+  return fs::is_regular_file(path, ec) && ::access(path.c_str(), X_OK) == 0;
+}
+
+std::optional<std::string> findOnPath(const std::string& name) {
+  const char* path_env = ::getenv("PATH");
+  std::string path = path_env ? path_env : "/usr/local/bin:/usr/bin:/bin";
+  std::istringstream dirs(path);
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    if (dir.empty()) continue;
+    const std::string candidate = (fs::path(dir) / name).string();
+    if (isExecutableFile(candidate)) return candidate;
+  }
+  return std::nullopt;
+}
+
+bool isValidCollectorName(const std::string& name) {
+  if (name.empty() || !std::isalnum(static_cast<unsigned char>(name[0]))) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+bool isValidEnvName(const std::string& name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+void requireDirectory(IniReader& reader, const std::string& key, const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) reader.problem(key, "directory '" + path + "' does not exist");
+}
+
+void requireFile(IniReader& reader, const std::string& key, const std::string& path) {
+  std::error_code ec;
+  if (!path.empty() && !fs::is_regular_file(path, ec)) {
+    reader.problem(key, "file '" + path + "' does not exist");
+  }
+}
+
+CollectorConfig loadCollector(const std::string& path, const std::string& name,
+                              std::vector<ConfigProblem>& problems,
+                              std::vector<std::string>& not_in_effect) {
+  IniReader r(path, problems);
+  CollectorConfig c;
+  c.name = name;
+  c.source_file = path;
+  if (!r.ok()) return c;
+  r.rejectUnknown({{"collector",
+                    {"job_name", "type", "command", "args", "plugin", "working_directory",
+                     "timeout", "stall_timeout", "retries", "concurrency"}}},
+                  {"collector.env"});
+
+  c.job_name = r.getString("collector.job_name", name + "-collector");
+  const std::string type = r.getString("collector.type", "exec");
+  if (type == "exec") {
+    c.type = CollectorConfig::Type::kExec;
+  } else if (type == "plugin") {
+    c.type = CollectorConfig::Type::kPlugin;
+  } else {
+    r.problem("collector.type", "'" + type + "' is not a collector type (exec or plugin)");
+  }
+
+  const auto command = r.get("collector.command");
+  if (c.type == CollectorConfig::Type::kExec) {
+    if (!command) {
+      r.problem("collector.command", "is required for an exec collector");
+    } else if (command->find('/') == std::string::npos) {
+      if (auto found = findOnPath(*command)) {
+        c.command = *found;
+      } else {
+        r.problem("collector.command", "'" + *command + "' is not found on PATH");
+      }
+    } else {
+      c.command = r.resolve(*command);
+      if (!isExecutableFile(c.command)) {
+        r.problem("collector.command", "'" + c.command + "' is not an executable file");
+      }
+    }
+  }
+  if (const auto args = r.get("collector.args")) {
+    std::string error;
+    if (auto words = splitShellWords(*args, error)) {
+      c.args = std::move(*words);
+    } else {
+      r.problem("collector.args", error);
+    }
+  }
+  c.plugin = r.getPath("collector.plugin");
+  if (c.type == CollectorConfig::Type::kPlugin) {
+    if (c.plugin.empty()) {
+      r.problem("collector.plugin", "is required for a plugin collector");
+    } else {
+      requireFile(r, "collector.plugin", c.plugin);
+    }
+  }
+  c.working_directory = r.getPath("collector.working_directory", ".");
+  requireDirectory(r, "collector.working_directory", c.working_directory);
+  for (auto& [key, value] : r.prefixed("collector", "env.")) {
+    if (!isValidEnvName(key)) {
+      r.problem("collector.env." + key, "not a valid environment variable name");
+    } else if (key.rfind("COLLECTOR_", 0) == 0) {
+      r.problem("collector.env." + key, "COLLECTOR_* variables are set by collectord");
+    } else {
+      c.env.emplace_back(key, value);
+    }
+  }
+  c.timeout = r.getDuration("collector.timeout");
+  c.stall_timeout = r.getDuration("collector.stall_timeout");
+  c.retries = r.getInt("collector.retries", 0, 0, 100);
+  c.concurrency = r.getInt("collector.concurrency", 1, 1, 10000);
+  for (const char* key : {"collector.timeout", "collector.stall_timeout", "collector.retries",
+                          "collector.concurrency"}) {
+    if (r.get(key)) not_in_effect.push_back(name + ": " + key);
+  }
+  return c;
+}
+
+}  // namespace
+
+ConfigResult loadConfig(const std::string& path) {
+  ConfigResult result;
+  auto& problems = result.problems;
+  Config config;
+  std::error_code ec;
+  config.file = fs::absolute(path, ec).lexically_normal().string();
+  IniReader r(config.file, problems);
+  if (!r.ok()) return result;
+
+  r.rejectUnknown({{"http", {"address", "port", "threads"}},
+                   {"store", {"url"}},
+                   {"collectors", {"directory", "max_concurrent"}},
+                   {"auth", {"api_keys_file", "jwt_secret", "jwt_public_key_file", "required"}},
+                   {"ratelimit", {"requests_per_minute"}},
+                   {"cors", {"allowed_origins"}},
+                   {"logs", {"directory"}},
+                   {"docs", {"directory"}}},
+                  {});
+
+  config.http_address = r.getString("http.address", config.http_address);
+  config.http_port = r.getInt("http.port", config.http_port, 0, 65535);
+  config.http_threads = r.getInt("http.threads", config.http_threads, 1, 1024);
+
+  config.store_url = r.getString("store.url", config.store_url);
+  if (config.store_url.rfind("sqlite:", 0) == 0 && config.store_url.size() > 7) {
+    config.sqlite_path = r.resolve(config.store_url.substr(7));
+  } else if (config.store_url.rfind("postgresql://", 0) == 0) {
+    r.problem("store.url", "the PostgreSQL store is not available in this release yet");
+  } else {
+    r.problem("store.url", "'" + config.store_url +
+                               "' is not a store URL (sqlite:PATH or postgresql://...)");
+  }
+
+  config.collectors_directory = r.getPath("collectors.directory", "collectors.d");
+  config.max_concurrent = r.getInt("collectors.max_concurrent", config.max_concurrent, 1, 100000);
+
+  config.api_keys_file = r.getPath("auth.api_keys_file");
+  requireFile(r, "auth.api_keys_file", config.api_keys_file);
+  config.jwt_secret = r.getString("auth.jwt_secret", "");
+  config.jwt_public_key_file = r.getPath("auth.jwt_public_key_file");
+  requireFile(r, "auth.jwt_public_key_file", config.jwt_public_key_file);
+  config.auth_required = r.getBool("auth.required", config.auth_required);
+
+  config.requests_per_minute =
+      r.getInt("ratelimit.requests_per_minute", config.requests_per_minute, 1, 1'000'000);
+  if (const auto origins = r.get("cors.allowed_origins")) {
+    std::istringstream list(*origins);
+    std::string origin;
+    while (std::getline(list, origin, ',')) {
+      origin = Poco::trim(origin);
+      if (origin.empty()) continue;
+      if (origin.rfind("http://", 0) != 0 && origin.rfind("https://", 0) != 0) {
+        r.problem("cors.allowed_origins", "'" + origin + "' is not an http:// or https:// origin");
+      }
+      config.allowed_origins.push_back(origin);
+    }
+  }
+  config.logs_directory = r.getPath("logs.directory", "logs");
+  config.docs_directory = r.getPath("docs.directory", "../docs");
+
+  for (const char* key : {"collectors.max_concurrent", "auth.api_keys_file", "auth.jwt_secret",
+                          "auth.jwt_public_key_file", "auth.required",
+                          "ratelimit.requests_per_minute", "cors.allowed_origins",
+                          "docs.directory"}) {
+    if (r.get(key)) config.not_in_effect.emplace_back(key);
+  }
+
+  if (!fs::is_directory(config.collectors_directory, ec)) {
+    r.problem("collectors.directory",
+              "directory '" + config.collectors_directory + "' does not exist");
+  } else {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(config.collectors_directory, ec)) {
+      if (entry.path().extension() == ".ini") files.push_back(entry.path());
+    }
+    std::sort(files.begin(), files.end());
+    for (const fs::path& file : files) {
+      const std::string name = file.stem().string();
+      if (!isValidCollectorName(name)) {
+        problems.push_back({file.string(), "",
+                            "'" + name +
+                                "' is not a valid collector name (letters, digits, '-' and '_', "
+                                "starting with a letter or digit)"});
+        continue;
+      }
+      config.collectors.push_back(
+          loadCollector(file.string(), name, problems, config.not_in_effect));
+    }
+  }
+
+  if (problems.empty()) result.config = std::move(config);
+  return result;
+}
+
+}  // namespace collectord

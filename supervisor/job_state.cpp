@@ -1,0 +1,182 @@
+#include "job_state.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <array>
+
+namespace collectord {
+namespace {
+
+constexpr int kStatuses = 5;
+// kLegal[from][to]: queued -> running | failed | cancelled; running -> completed | failed |
+// cancelled; terminal states go nowhere.
+constexpr std::array<std::array<bool, kStatuses>, kStatuses> kLegal = {{
+    //  queued running completed failed cancelled
+    {false, true, false, true, true},    // queued
+    {false, false, true, true, true},    // running
+    {false, false, false, false, false}, // completed
+    {false, false, false, false, false}, // failed
+    {false, false, false, false, false}, // cancelled
+}};
+
+std::string signalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : "unknown signal";
+}
+
+std::string plural(int n, const char* word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+}  // namespace
+
+bool isLegalTransition(JobStatus from, JobStatus to) {
+  return kLegal[static_cast<int>(from)][static_cast<int>(to)];
+}
+
+std::string ExitStatus::describe() const {
+  if (signaled) return "killed by signal " + std::to_string(code) + " (" + signalName(code) + ")";
+  return "exit code " + std::to_string(code);
+}
+
+ExitStatus exitStatusFromWait(int wait_status) {
+  if (WIFSIGNALED(wait_status)) return {true, WTERMSIG(wait_status)};
+  return {false, WEXITSTATUS(wait_status)};
+}
+
+bool JobStateMachine::transition(JobStatus to, Micros now) {
+  if (!isLegalTransition(record_.status, to)) return false;
+  record_.status = to;
+  record_.updated_at = now;
+  if (isTerminal(to)) {
+    record_.ended_at = now;
+    record_.pid.reset();
+  }
+  return true;
+}
+
+bool JobStateMachine::start(int pid, Micros now) {
+  if (!transition(JobStatus::kRunning, now)) return false;
+  record_.pid = pid;
+  return true;
+}
+
+bool JobStateMachine::report(const ProgressUpdate& update, Micros now) {
+  if (record_.status != JobStatus::kRunning) return false;
+  if (update.has_progress) record_.progress_percent = update.progress;
+  if (update.message) record_.message = update.message;
+  if (update.status == ReportedStatus::kCompleted) {
+    reported_completed_ = true;
+    reported_failure_.reset();
+  } else if (update.status == ReportedStatus::kFailed) {
+    reported_failure_ = update.error.value_or("collector reported failure");
+    reported_completed_ = false;
+  } else if (update.error && reported_failure_) {
+    reported_failure_ = update.error;
+  }
+  record_.updated_at = now;
+  return true;
+}
+
+bool JobStateMachine::exited(const ExitStatus& status, Micros now) {
+  if (record_.status != JobStatus::kRunning) return false;
+  if (cancel_reason_) {
+    record_.error = cancel_reason_;
+    return transition(JobStatus::kCancelled, now);
+  }
+  if (reported_failure_) {
+    record_.error = reported_failure_;
+    return transition(JobStatus::kFailed, now);
+  }
+  if (status.signaled || status.code != 0) {
+    record_.error = status.describe();
+    return transition(JobStatus::kFailed, now);
+  }
+  record_.progress_percent = 100;
+  if (!record_.message) record_.message = "Collection completed";
+  record_.error.reset();
+  return transition(JobStatus::kCompleted, now);
+}
+
+bool JobStateMachine::requestCancel(const std::string& reason, Micros now) {
+  if (record_.status == JobStatus::kQueued) {
+    record_.error = reason;
+    return transition(JobStatus::kCancelled, now);
+  }
+  if (record_.status != JobStatus::kRunning || cancel_reason_) return false;
+  cancel_reason_ = reason;
+  return true;
+}
+
+bool JobStateMachine::fail(const std::string& error, Micros now) {
+  if (terminal()) return false;
+  record_.error = error;
+  return transition(JobStatus::kFailed, now);
+}
+
+void rollUpBatch(BatchRecord& batch, const std::vector<const JobRecord*>& jobs) {
+  const int total = static_cast<int>(jobs.size());
+  int queued = 0, terminal = 0, completed = 0, failed = 0, cancelled = 0, progress_sum = 0;
+  Micros updated_at = batch.updated_at;
+  Micros ended_at = 0;
+  std::string errors;
+  for (const JobRecord* job : jobs) {
+    updated_at = std::max(updated_at, job->updated_at);
+    switch (job->status) {
+      case JobStatus::kQueued: ++queued; break;
+      case JobStatus::kRunning: break;
+      case JobStatus::kCompleted: ++completed; break;
+      case JobStatus::kFailed:
+        ++failed;
+        if (!errors.empty()) errors += "; ";
+        errors += job->job_name + ": " + job->error.value_or("failed");
+        break;
+      case JobStatus::kCancelled: ++cancelled; break;
+    }
+    if (isTerminal(job->status)) {
+      ++terminal;
+      progress_sum += 100;
+      ended_at = std::max(ended_at, job->ended_at.value_or(job->updated_at));
+    } else {
+      progress_sum += std::clamp(job->progress_percent.value_or(0), 0, 100);
+    }
+  }
+
+  batch.updated_at = updated_at;
+  batch.progress_percent = total == 0 ? 0 : progress_sum / total;
+  batch.error = errors.empty() ? std::nullopt : std::optional<std::string>(errors);
+  batch.estimated_completion.reset();
+  batch.ended_at.reset();
+
+  if (total > 0 && terminal == total) {
+    batch.ended_at = ended_at;
+    if (failed > 0) {
+      batch.status = JobStatus::kFailed;
+      batch.message = std::to_string(failed) + " of " + plural(total, "collector") + " failed";
+    } else if (cancelled > 0) {
+      batch.status = JobStatus::kCancelled;
+      batch.message = std::to_string(cancelled) + " of " + plural(total, "collector") + " cancelled";
+    } else {
+      batch.status = JobStatus::kCompleted;
+      batch.message = std::to_string(completed) + " of " + plural(total, "collector") + " completed";
+    }
+    return;
+  }
+  if (queued == total) {
+    batch.status = JobStatus::kQueued;
+    batch.message = "Waiting for " + plural(total, "collector") + " to start";
+    return;
+  }
+  batch.status = JobStatus::kRunning;
+  batch.message = "Processing collectors... " + std::to_string(terminal) + " of " +
+                  std::to_string(total) + " finished";
+  if (batch.progress_percent > 0 && batch.progress_percent < 100) {
+    const Micros elapsed = std::max<Micros>(0, updated_at - batch.started_at);
+    batch.estimated_completion = batch.started_at + elapsed * 100 / batch.progress_percent;
+  }
+}
+
+}  // namespace collectord

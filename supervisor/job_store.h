@@ -1,0 +1,43 @@
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "job.h"
+
+namespace collectord {
+
+// The store could not do what was asked (database unreachable, disk full, corrupt file).
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Persistence of batches and runs. Implementations are safe to call from several threads;
+// every method throws StoreError when the database fails, and nothing else.
+class JobStore {
+ public:
+  virtual ~JobStore() = default;
+
+  // Inserts a batch and its jobs (in trigger order) atomically. Returns false, writing
+  // nothing, when an ID is already taken.
+  virtual bool insertBatch(const BatchRecord& batch, const std::vector<JobRecord>& jobs) = 0;
+  // Writes the current state of these jobs and batches in one transaction.
+  virtual void save(const std::vector<JobRecord>& jobs,
+                    const std::vector<BatchRecord>& batches) = 0;
+
+  virtual std::optional<BatchRecord> findBatch(const std::string& batch_id) = 0;
+  // The batch's jobs in trigger order.
+  virtual std::vector<JobRecord> jobsOfBatch(const std::string& batch_id) = 0;
+  virtual std::optional<JobRecord> findJob(const std::string& job_id) = 0;
+  // The collector's queued or running job if it has one, else its most recent job.
+  virtual std::optional<JobRecord> latestRun(const std::string& collector) = 0;
+  // The most recent jobs, newest first.
+  virtual std::vector<JobRecord> history(int limit) = 0;
+  // Every queued or running job, oldest first (for restart recovery).
+  virtual std::vector<JobRecord> activeJobs() = 0;
+};
+
+}  // namespace collectord

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "job_store.h"
+
+namespace Poco::Data {
+class SessionPool;
+}
+
+namespace collectord {
+
+// JobStore on a SQLite file through Poco::Data, in WAL mode so readers (HTTP threads) never
+// wait for the writer (the supervisor thread).
+class SqliteJobStore final : public JobStore {
+ public:
+  // Opens or creates the database at `path` and applies pending migrations.
+  // Throws StoreError when the file cannot be opened or migrated.
+  explicit SqliteJobStore(const std::string& path);
+  ~SqliteJobStore() override;
+
+  bool insertBatch(const BatchRecord& batch, const std::vector<JobRecord>& jobs) override;
+  void save(const std::vector<JobRecord>& jobs, const std::vector<BatchRecord>& batches) override;
+  std::optional<BatchRecord> findBatch(const std::string& batch_id) override;
+  std::vector<JobRecord> jobsOfBatch(const std::string& batch_id) override;
+  std::optional<JobRecord> findJob(const std::string& job_id) override;
+  std::optional<JobRecord> latestRun(const std::string& collector) override;
+  std::vector<JobRecord> history(int limit) override;
+  std::vector<JobRecord> activeJobs() override;
+
+  // The highest applied migration version.
+  int schemaVersion();
+
+ private:
+  void migrate();
+  std::vector<JobRecord> queryJobs(const std::string& where_and_order, const std::string& arg,
+                                   int limit);
+
+  std::string path_;
+  std::unique_ptr<Poco::Data::SessionPool> pool_;
+};
+
+}  // namespace collectord
