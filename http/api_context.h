@@ -22,6 +22,8 @@ class ApiContext {
   // Configured collector names, sorted.
   virtual std::vector<std::string> collectorNames() const = 0;
   virtual bool hasCollector(std::string_view name) const = 0;
+  // Empty when the daemon can serve requests; otherwise why not (store down, shutting down).
+  virtual std::string notReadyReason() = 0;
 };
 
 }  // namespace collectord::http

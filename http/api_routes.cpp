@@ -1,14 +1,19 @@
 #include "collector_routes.h"
 #include "daemon_context.h"
+#include "service_routes.h"
 
 namespace collectord::http {
 
-void addApiRoutes(Router& router, ApiContext& context) {
+void addApiRoutes(Router& router, ApiContext& context, const Metrics& metrics,
+                  const std::string& docs_directory, PublicRoutes open) {
   addRunRoutes(router, context);
   addBatchRoutes(router, context);
   addJobRoutes(router, context);
   addLatestRoutes(router, context);
   addHistoryRoutes(router, context);
+  addDocsRoutes(router, docs_directory, open.docs ? Access::kPublic : Access::kRead);
+  addHealthRoutes(router, context, open.health ? Access::kPublic : Access::kRead);
+  addMetricsRoutes(router, metrics, open.metrics ? Access::kPublic : Access::kRead);
 }
 
 }  // namespace collectord::http

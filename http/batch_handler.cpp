@@ -5,7 +5,7 @@
 namespace collectord::http {
 
 void addBatchRoutes(Router& router, ApiContext& context) {
-  router.add("GET", "/api/collectors/runs/batch/{batch_id}", [&context](const Request& request) {
+  router.add("GET", "/api/collectors/runs/batch/{batch_id}", {Access::kRead, true}, [&context](const Request& request) {
     const std::string& id = request.params.at("batch_id");
     if (!isBatchId(id)) return errorResponse(404, "Batch not found");
     const auto batch = context.store().findBatch(id);

@@ -24,6 +24,15 @@ class DaemonContext final : public ApiContext {
   bool hasCollector(std::string_view name) const override {
     return config_.findCollector(name) != nullptr;
   }
+  std::string notReadyReason() override {
+    if (!supervisor_.accepting()) return "collectord is shutting down";
+    try {
+      store_.ping();
+    } catch (const StoreError& e) {
+      return std::string("the job store is unavailable: ") + e.what();
+    }
+    return "";
+  }
 
  private:
   const Config& config_;
@@ -31,7 +40,15 @@ class DaemonContext final : public ApiContext {
   Supervisor& supervisor_;
 };
 
+// Which of the routes outside /api/collectors need no credentials.
+struct PublicRoutes {
+  bool docs = true;
+  bool health = true;
+  bool metrics = false;
+};
+
 // Registers every route of the API on `router`.
-void addApiRoutes(Router& router, ApiContext& context);
+void addApiRoutes(Router& router, ApiContext& context, const Metrics& metrics,
+                  const std::string& docs_directory, PublicRoutes open);
 
 }  // namespace collectord::http

@@ -41,7 +41,7 @@ Response history(ApiContext& context, const Request& request) {
 }  // namespace
 
 void addHistoryRoutes(Router& router, ApiContext& context) {
-  router.add("GET", "/api/collectors/history",
+  router.add("GET", "/api/collectors/history", {Access::kRead, true},
              [&context](const Request& request) { return history(context, request); });
 }
 

@@ -9,6 +9,9 @@
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/Context.h>
+#include <Poco/Net/SSLManager.h>
+#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/ThreadPool.h>
 #include <Poco/URI.h>
 
@@ -32,27 +35,10 @@ bool readBody(std::istream& in, std::size_t limit, std::string& body) {
   return true;
 }
 
-// One function maps what went wrong inside a handler to what the client is told.
-Response faultResponse(Poco::Logger& log, const Request& request) {
-  try {
-    throw;
-  } catch (const ShuttingDownError& e) {
-    return errorResponse(503, "collectord is shutting down; try again later");
-  } catch (const StoreError& e) {
-    log.error("%s %s: store unavailable: %s", request.method, request.path, std::string(e.what()));
-    return errorResponse(503, "The job store is unavailable; try again shortly");
-  } catch (const Poco::Exception& e) {
-    log.error("%s %s: %s", request.method, request.path, e.displayText());
-  } catch (const std::exception& e) {
-    log.error("%s %s: %s", request.method, request.path, std::string(e.what()));
-  }
-  return errorResponse(500, "Internal server error");
-}
-
 class ApiRequestHandler final : public Poco::Net::HTTPRequestHandler {
  public:
-  ApiRequestHandler(const Router& router, const ServerOptions& options, Poco::Logger& log)
-      : router_(router), options_(options), log_(log) {}
+  ApiRequestHandler(const ApiService& service, const ServerOptions& options, Poco::Logger& log)
+      : service_(service), options_(options), log_(log) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& raw,
                      Poco::Net::HTTPServerResponse& out) override {
@@ -64,7 +50,7 @@ class ApiRequestHandler final : public Poco::Net::HTTPRequestHandler {
     try {
       response = handle(raw, request);
     } catch (...) {
-      response = faultResponse(log_, request);
+      response = faultResponse(request);
     }
     out.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(response.status));
     out.setContentType(response.content_type);
@@ -74,9 +60,10 @@ class ApiRequestHandler final : public Poco::Net::HTTPRequestHandler {
     const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::steady_clock::now() - started)
                             .count();
-    log_.information("%s %s %d %.3fms client=%s", request.method,
-                     request.path.empty() ? raw.getURI() : request.path, response.status,
-                     static_cast<double>(micros) / 1000.0, request.client);
+    log_.information("%s %s %d %.3fms client=%s identity=%s", request.method,
+                     request.path.empty() ? std::string("-") : request.path, response.status,
+                     static_cast<double>(micros) / 1000.0, request.client,
+                     request.identity.empty() ? std::string("-") : request.identity);
   }
 
  private:
@@ -92,6 +79,7 @@ class ApiRequestHandler final : public Poco::Net::HTTPRequestHandler {
     if (request.path.empty() || request.path.front() != '/') {
       return errorResponse(400, "Malformed request URI");
     }
+    for (const auto& [name, value] : raw) request.headers.emplace_back(name, value);
     if (raw.hasContentLength() &&
         raw.getContentLength64() > static_cast<Poco::Int64>(options_.max_body_bytes)) {
       return errorResponse(413, "Request body is larger than " +
@@ -101,28 +89,40 @@ class ApiRequestHandler final : public Poco::Net::HTTPRequestHandler {
       return errorResponse(413, "Request body is larger than " +
                                     std::to_string(options_.max_body_bytes) + " bytes");
     }
-    return router_.dispatch(request);
+    return service_.handle(request);
   }
 
-  const Router& router_;
+  const ApiService& service_;
   const ServerOptions& options_;
   Poco::Logger& log_;
 };
 
 class ApiHandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
  public:
-  ApiHandlerFactory(const Router& router, const ServerOptions& options)
-      : router_(router), options_(options), log_(Poco::Logger::get("collectord.http")) {}
+  ApiHandlerFactory(const ApiService& service, const ServerOptions& options)
+      : service_(service), options_(options), log_(Poco::Logger::get("collectord.http")) {}
   Poco::Net::HTTPRequestHandler* createRequestHandler(
       const Poco::Net::HTTPServerRequest&) override {
-    return new ApiRequestHandler(router_, options_, log_);
+    return new ApiRequestHandler(service_, options_, log_);
   }
 
  private:
-  const Router& router_;
+  const ApiService& service_;
   const ServerOptions& options_;
   Poco::Logger& log_;
 };
+
+// Binds the listening socket: plain TCP, or TLS 1.2+ when a certificate is configured.
+Poco::Net::ServerSocket listen(const ServerOptions& options) {
+  const Poco::Net::SocketAddress address(options.address, static_cast<Poco::UInt16>(options.port));
+  if (options.tls_cert_file.empty()) return Poco::Net::ServerSocket(address);
+  Poco::Net::initializeSSL();
+  Poco::Net::Context::Ptr context = new Poco::Net::Context(
+      Poco::Net::Context::TLS_SERVER_USE, options.tls_key_file, options.tls_cert_file, "",
+      Poco::Net::Context::VERIFY_NONE);
+  context->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+  return Poco::Net::SecureServerSocket(address, 64, context);
+}
 
 }  // namespace
 
@@ -134,20 +134,19 @@ struct HttpServer::Impl {
   bool running = false;
 
   Impl(const ServerOptions& opts)
-      : options(opts),
-        pool("http", 2, std::max(2, opts.threads)),
-        socket(Poco::Net::SocketAddress(opts.address, static_cast<Poco::UInt16>(opts.port))) {}
+      : options(opts), pool("http", 2, std::max(2, opts.threads)), socket(listen(opts)) {}
 };
 
-HttpServer::HttpServer(const ServerOptions& options, const Router& router)
+HttpServer::HttpServer(const ServerOptions& options, const ApiService& service)
     : impl_(std::make_unique<Impl>(options)) {
   auto* params = new Poco::Net::HTTPServerParams;
   params->setMaxThreads(std::max(1, options.threads));
   params->setMaxQueued(256);
   params->setKeepAlive(true);
-  params->setTimeout(Poco::Timespan(30, 0));
+  params->setTimeout(Poco::Timespan(options.timeout_seconds, 0));
+  params->setKeepAliveTimeout(Poco::Timespan(options.timeout_seconds, 0));
   impl_->server = std::make_unique<Poco::Net::HTTPServer>(
-      new ApiHandlerFactory(router, impl_->options), impl_->pool, impl_->socket, params);
+      new ApiHandlerFactory(service, impl_->options), impl_->pool, impl_->socket, params);
 }
 
 HttpServer::~HttpServer() { stop(); }

@@ -13,8 +13,15 @@ struct Request {
   std::string path;                                     // decoded
   std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
   std::map<std::string, std::string> params;            // from the route pattern, e.g. {"id"}
+  std::vector<std::pair<std::string, std::string>> headers;  // as received
   std::string body;
-  std::string client;  // peer address, for logs
+  std::string client;  // peer address
+  std::string identity;  // who was authenticated, for the access log ("" when nobody)
+
+  // The first value of header `name` (case-insensitive), or nullptr when absent.
+  const std::string* header(const std::string& name) const;
+  // How many times header `name` occurs.
+  int headerCount(const std::string& name) const;
 
   // The last value of query parameter `name`, or nullptr when absent.
   const std::string* queryParam(const std::string& name) const;

@@ -5,7 +5,7 @@
 namespace collectord::http {
 
 void addJobRoutes(Router& router, ApiContext& context) {
-  router.add("GET", "/api/collectors/runs/job/{job_id}", [&context](const Request& request) {
+  router.add("GET", "/api/collectors/runs/job/{job_id}", {Access::kRead, true}, [&context](const Request& request) {
     const std::string& id = request.params.at("job_id");
     if (!isJobId(id)) return errorResponse(404, "Job not found");
     const auto job = context.store().findJob(id);

@@ -46,7 +46,7 @@ Response latest(ApiContext& context, const Request& request) {
 }  // namespace
 
 void addLatestRoutes(Router& router, ApiContext& context) {
-  router.add("GET", "/api/collectors/runs/latest",
+  router.add("GET", "/api/collectors/runs/latest", {Access::kRead, true},
              [&context](const Request& request) { return latest(context, request); });
 }
 

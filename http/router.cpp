@@ -1,6 +1,7 @@
 #include "router.h"
 
 #include <Poco/JSON/Object.h>
+#include <Poco/String.h>
 
 #include <sstream>
 
@@ -36,6 +37,19 @@ bool match(const Router::Route& route, const std::vector<std::string>& segments,
 
 }  // namespace
 
+const std::string* Request::header(const std::string& name) const {
+  for (const auto& [key, value] : headers) {
+    if (Poco::icompare(key, name) == 0) return &value;
+  }
+  return nullptr;
+}
+
+int Request::headerCount(const std::string& name) const {
+  int n = 0;
+  for (const auto& entry : headers) n += Poco::icompare(entry.first, name) == 0 ? 1 : 0;
+  return n;
+}
+
 const std::string* Request::queryParam(const std::string& name) const {
   const std::string* found = nullptr;
   for (const auto& [key, value] : query) {
@@ -52,28 +66,40 @@ Response errorResponse(int status, const std::string& message) {
   return Response{status, out.str(), "application/json", {}};
 }
 
-void Router::add(const std::string& method, const std::string& pattern, Handler handler) {
-  routes_.push_back(Route{method, pattern, splitPath(pattern), std::move(handler)});
+void Router::add(const std::string& method, const std::string& pattern, RouteOptions options,
+                 Handler handler) {
+  routes_.push_back(Route{method, pattern, splitPath(pattern), options, std::move(handler)});
 }
 
-Response Router::dispatch(Request& request) const {
+const Router::Route* Router::resolve(Request& request, Response& error, std::string& allow) const {
   const std::vector<std::string> segments = splitPath(request.path);
-  std::string allow;
+  const Route* found = nullptr;
+  allow.clear();
   for (const Route& route : routes_) {
     if (!match(route, segments, nullptr)) continue;
-    if (route.method == request.method) {
-      match(route, segments, &request.params);
-      return route.handler(request);
-    }
+    if (route.method == request.method && !found) found = &route;
     if (allow.find(route.method) == std::string::npos) {
       allow += (allow.empty() ? "" : ", ") + route.method;
     }
   }
-  if (allow.empty()) return errorResponse(404, "Not found: " + request.path);
-  Response response = errorResponse(
-      405, "Method " + request.method + " is not allowed on " + request.path);
-  response.headers.emplace_back("Allow", allow);
-  return response;
+  if (found) {
+    match(*found, segments, &request.params);
+    return found;
+  }
+  if (allow.empty()) {
+    error = errorResponse(404, "Not found: " + request.path);
+  } else {
+    error = errorResponse(405, "Method " + request.method + " is not allowed on " + request.path);
+    error.headers.emplace_back("Allow", allow);
+  }
+  return nullptr;
+}
+
+Response Router::dispatch(Request& request) const {
+  Response error;
+  std::string allow;
+  const Route* route = resolve(request, error, allow);
+  return route ? route->handler(request) : error;
 }
 
 }  // namespace collectord::http

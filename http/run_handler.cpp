@@ -16,12 +16,29 @@ std::string joined(const std::vector<std::string>& names) {
   return out;
 }
 
+// Nesting beyond this is refused, not recursed into.
+constexpr std::size_t kMaxJsonDepth = 32;
+
+bool isJsonScalar(const std::string& body) {
+  try {
+    Poco::JSON::Parser parser;
+    parser.setDepth(kMaxJsonDepth);
+    return parser.parse("[" + body + "]").extract<Poco::JSON::Array::Ptr>()->size() == 1;
+  } catch (const Poco::Exception&) {
+    return false;
+  }
+}
+
 Response trigger(ApiContext& context, const Request& request) {
   Poco::Dynamic::Var parsed;
   try {
     Poco::JSON::Parser parser;
+    parser.setDepth(kMaxJsonDepth);
     parsed = parser.parse(request.body);
   } catch (const Poco::Exception& e) {
+    // Poco's parser refuses top-level scalars; a body that is valid JSON inside an array is
+    // one, and deserves the more useful message.
+    if (isJsonScalar(request.body)) return errorResponse(400, "Request body must be a JSON object");
     return errorResponse(400, "Request body is not valid JSON: " + e.message());
   }
   if (parsed.type() != typeid(Poco::JSON::Object::Ptr)) {
@@ -77,7 +94,7 @@ Response trigger(ApiContext& context, const Request& request) {
 }  // namespace
 
 void addRunRoutes(Router& router, ApiContext& context) {
-  router.add("POST", "/api/collectors/run",
+  router.add("POST", "/api/collectors/run", {Access::kRun, false},
              [&context](const Request& request) { return trigger(context, request); });
 }
 

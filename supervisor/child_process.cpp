@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,6 +58,12 @@ struct CollectorChildSetup {
       if (::fcntl(kProgressFd, F_SETFD, 0) == -1) return {errno, bp::system_category()};
     } else if (::dup2(progress_write_fd, kProgressFd) == -1) {
       return {errno, bp::system_category()};
+    }
+    // Nothing but stdio and the pipe may reach the collector. Boost 1.81's own clean-up skips
+    // the gaps between the descriptors it keeps, so mark everything above 3 close-on-exec
+    // (which also keeps Boost's exec-error pipe working until exec succeeds).
+    if (::syscall(SYS_close_range, kProgressFd + 1, ~0U, CLOSE_RANGE_CLOEXEC) == -1) {
+      for (int fd = kProgressFd + 1; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
     // The daemon may ignore or block signals; the collector starts with the defaults.
     sigset_t none;

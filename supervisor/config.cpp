@@ -244,6 +244,10 @@ class IniReader {
   std::set<std::string> used_;
 };
 
+bool isLoopback(const std::string& address) {
+  return address == "localhost" || address == "::1" || address.rfind("127.", 0) == 0;
+}
+
 bool isExecutableFile(const std::string& path) {
   std::error_code ec;
   return fs::is_regular_file(path, ec) && ::access(path.c_str(), X_OK) == 0;
@@ -377,11 +381,14 @@ ConfigResult loadConfig(const std::string& path) {
   IniReader r(config.file, problems);
   if (!r.ok()) return result;
 
-  r.rejectUnknown({{"http", {"address", "port", "threads"}},
+  r.rejectUnknown({{"http", {"address", "port", "threads", "max_body_bytes", "timeout",
+                             "tls_cert_file", "tls_key_file"}},
                    {"store", {"url"}},
                    {"collectors", {"directory", "max_concurrent"}},
-                   {"auth", {"api_keys_file", "jwt_secret", "jwt_public_key_file", "required"}},
-                   {"ratelimit", {"requests_per_minute"}},
+                   {"auth", {"api_keys_file", "jwt_secret", "jwt_public_key_file", "jwt_issuer",
+                             "jwt_audience", "required", "public_docs", "public_health",
+                             "public_metrics"}},
+                   {"ratelimit", {"requests_per_minute", "trusted_proxies"}},
                    {"cors", {"allowed_origins"}},
                    {"logs", {"directory"}},
                    {"docs", {"directory"}}},
@@ -390,6 +397,18 @@ ConfigResult loadConfig(const std::string& path) {
   config.http_address = r.getString("http.address", config.http_address);
   config.http_port = r.getInt("http.port", config.http_port, 0, 65535);
   config.http_threads = r.getInt("http.threads", config.http_threads, 1, 1024);
+  config.http_max_body_bytes = static_cast<std::size_t>(
+      r.getInt("http.max_body_bytes", static_cast<int>(config.http_max_body_bytes), 1024,
+               1 << 30));
+  config.http_timeout = r.getDuration("http.timeout").value_or(config.http_timeout);
+  config.tls_cert_file = r.getPath("http.tls_cert_file");
+  config.tls_key_file = r.getPath("http.tls_key_file");
+  requireFile(r, "http.tls_cert_file", config.tls_cert_file);
+  requireFile(r, "http.tls_key_file", config.tls_key_file);
+  if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
+    r.problem(config.tls_cert_file.empty() ? "http.tls_cert_file" : "http.tls_key_file",
+              "HTTPS needs both http.tls_cert_file and http.tls_key_file");
+  }
 
   config.store_url = r.getString("store.url", config.store_url);
   if (config.store_url.rfind("sqlite:", 0) == 0 && config.store_url.size() > 7) {
@@ -409,10 +428,34 @@ ConfigResult loadConfig(const std::string& path) {
   config.jwt_secret = r.getString("auth.jwt_secret", "");
   config.jwt_public_key_file = r.getPath("auth.jwt_public_key_file");
   requireFile(r, "auth.jwt_public_key_file", config.jwt_public_key_file);
+  config.jwt_issuer = r.getString("auth.jwt_issuer", "");
+  config.jwt_audience = r.getString("auth.jwt_audience", "");
   config.auth_required = r.getBool("auth.required", config.auth_required);
+  config.public_docs = r.getBool("auth.public_docs", config.public_docs);
+  config.public_health = r.getBool("auth.public_health", config.public_health);
+  config.public_metrics = r.getBool("auth.public_metrics", config.public_metrics);
+  if (!config.auth_required && !isLoopback(config.http_address)) {
+    r.problem("auth.required",
+              "false is only allowed when http.address is a loopback address (127.0.0.1, ::1, "
+              "localhost); '" + config.http_address + "' is reachable from other machines");
+  }
+  if (config.auth_required && config.api_keys_file.empty() && config.jwt_secret.empty() &&
+      config.jwt_public_key_file.empty()) {
+    r.problem("auth.required",
+              "is true but no credentials are configured: set auth.api_keys_file, "
+              "auth.jwt_secret or auth.jwt_public_key_file");
+  }
 
   config.requests_per_minute =
       r.getInt("ratelimit.requests_per_minute", config.requests_per_minute, 1, 1'000'000);
+  if (const auto proxies = r.get("ratelimit.trusted_proxies")) {
+    std::istringstream list(*proxies);
+    std::string proxy;
+    while (std::getline(list, proxy, ',')) {
+      proxy = Poco::trim(proxy);
+      if (!proxy.empty()) config.trusted_proxies.push_back(proxy);
+    }
+  }
   if (const auto origins = r.get("cors.allowed_origins")) {
     std::istringstream list(*origins);
     std::string origin;
@@ -428,10 +471,7 @@ ConfigResult loadConfig(const std::string& path) {
   config.logs_directory = r.getPath("logs.directory", "logs");
   config.docs_directory = r.getPath("docs.directory", "../docs");
 
-  for (const char* key : {"collectors.max_concurrent", "auth.api_keys_file", "auth.jwt_secret",
-                          "auth.jwt_public_key_file", "auth.required",
-                          "ratelimit.requests_per_minute", "cors.allowed_origins",
-                          "docs.directory"}) {
+  for (const char* key : {"collectors.max_concurrent"}) {
     if (r.get(key)) config.not_in_effect.emplace_back(key);
   }
 

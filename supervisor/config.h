@@ -35,6 +35,10 @@ struct Config {
   std::string http_address = "127.0.0.1";
   int http_port = 8080;
   int http_threads = 16;
+  std::size_t http_max_body_bytes = 1024 * 1024;
+  std::chrono::milliseconds http_timeout{30'000};
+  std::string tls_cert_file;
+  std::string tls_key_file;
 
   std::string store_url = "sqlite:collectord.db";
   std::string sqlite_path;  // resolved from store_url
@@ -45,9 +49,15 @@ struct Config {
   std::string api_keys_file;
   std::string jwt_secret;
   std::string jwt_public_key_file;
+  std::string jwt_issuer;
+  std::string jwt_audience;
   bool auth_required = true;
+  bool public_docs = true;
+  bool public_health = true;
+  bool public_metrics = false;
 
   int requests_per_minute = 60;
+  std::vector<std::string> trusted_proxies;
   std::vector<std::string> allowed_origins;
 
   std::string logs_directory;

@@ -38,6 +38,8 @@ class JobStore {
   virtual std::vector<JobRecord> history(int limit) = 0;
   // Every queued or running job, oldest first (for restart recovery).
   virtual std::vector<JobRecord> activeJobs() = 0;
+  // Throws StoreError unless the database answers a trivial query (readiness).
+  virtual void ping() = 0;
 };
 
 }  // namespace collectord

@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "daemon_context.h"
+#include "auth.h"
 #include "http_server.h"
 #include "sqlite_job_store.h"
 #include "supervisor.h"
@@ -48,6 +49,16 @@ void setUpLogging(const Config& config) {
   Poco::AutoPtr<Poco::AsyncChannel> async(new Poco::AsyncChannel(formatted));
   Poco::Logger::root().setChannel(async);
   Poco::Logger::root().setLevel(Poco::Message::PRIO_INFORMATION);
+}
+
+http::AuthSettings authSettingsOf(const Config& config) {
+  http::AuthSettings settings;
+  settings.api_keys_file = config.api_keys_file;
+  settings.jwt_secret = config.jwt_secret;
+  settings.jwt_public_key_file = config.jwt_public_key_file;
+  settings.jwt_issuer = config.jwt_issuer;
+  settings.jwt_audience = config.jwt_audience;
+  return settings;
 }
 
 // Writes the bound port to `path` atomically, so a reader never sees a half-written number.
@@ -95,24 +106,33 @@ class CollectordApp final : public Poco::Util::ServerApplication {
       std::cerr << "collectord: --config=FILE is required (see --help)\n";
       return EXIT_USAGE;
     }
+    // --check-config answers 1 like any checker; a daemon refused at start answers EX_CONFIG
+    // (78), which systemd units can match with RestartPreventExitStatus.
+    const int config_failure = check_only_ ? 1 : EXIT_CONFIG;
     ConfigResult loaded = loadConfig(config_path_);
     if (!loaded.config) {
       for (const ConfigProblem& p : loaded.problems) std::cerr << p.toString() << "\n";
       std::cerr << "collectord: " << loaded.problems.size() << " configuration problem"
                 << (loaded.problems.size() == 1 ? "" : "s") << "\n";
-      return EXIT_CONFIG;
+      return config_failure;
     }
     const Config& config = *loaded.config;
+    std::string auth_error;
+    auto authenticator = http::Authenticator::load(authSettingsOf(config), auth_error);
+    if (!authenticator) {
+      std::cerr << auth_error << "\ncollectord: 1 configuration problem\n";
+      return config_failure;
+    }
     if (check_only_) {
       const auto n = config.collectors.size();
       std::cout << "configuration OK: " << n << " collector" << (n == 1 ? "" : "s") << "\n";
       return EXIT_OK;
     }
-    return serve(config);
+    return serve(config, std::move(authenticator));
   }
 
  private:
-  int serve(const Config& config) {
+  int serve(const Config& config, std::shared_ptr<const http::Authenticator> authenticator) {
     setUpLogging(config);
     Poco::Logger& log = Poco::Logger::get("collectord");
     log.information("collectord starting with %s (%z collectors)", config.file,
@@ -120,18 +140,35 @@ class CollectordApp final : public Poco::Util::ServerApplication {
     for (const std::string& key : config.not_in_effect) {
       log.warning("%s is set but not in effect in this release yet", key);
     }
+    if (!config.auth_required) {
+      log.warning("auth.required = false: the API accepts requests without credentials");
+    }
     try {
+      Metrics metrics;
       SqliteJobStore store(config.sqlite_path);
-      Supervisor supervisor(config, store);
+      Supervisor supervisor(config, store, {}, &metrics);
       supervisor.start();
       http::DaemonContext context(config, store, supervisor);
       http::Router router;
-      http::addApiRoutes(router, context);
-      http::HttpServer server(
-          http::ServerOptions{config.http_address, config.http_port, config.http_threads},
-          router);
+      http::addApiRoutes(router, context, metrics, config.docs_directory,
+                         {config.public_docs, config.public_health, config.public_metrics});
+      http::RateLimiter limiter(config.requests_per_minute);
+      http::ApiService service(router, {config.auth_required, config.trusted_proxies},
+                               std::move(authenticator), http::CorsPolicy(config.allowed_origins),
+                               limiter, metrics);
+      http::ServerOptions options;
+      options.address = config.http_address;
+      options.port = config.http_port;
+      options.threads = config.http_threads;
+      options.max_body_bytes = config.http_max_body_bytes;
+      options.timeout_seconds =
+          static_cast<int>(std::max<long long>(1, config.http_timeout.count() / 1000));
+      options.tls_cert_file = config.tls_cert_file;
+      options.tls_key_file = config.tls_key_file;
+      http::HttpServer server(options, service);
       server.start();
-      log.information("listening on http://%s:%d", config.http_address, server.port());
+      log.information("listening on %s://%s:%d", std::string(options.tls_cert_file.empty() ? "http" : "https"),
+                      config.http_address, server.port());
       if (!port_file_.empty()) writePortFile(port_file_, server.port());
 
       waitForTerminationRequest();

@@ -339,3 +339,15 @@ std::vector<JobRecord> SqliteJobStore::activeJobs() {
 }
 
 }  // namespace collectord
+
+namespace collectord {
+
+void SqliteJobStore::ping() {
+  guarded("the store does not answer", [&] {
+    Session session = open(*pool_);
+    int one = 0;
+    session << "SELECT 1", into(one), now;
+  });
+}
+
+}  // namespace collectord

@@ -28,6 +28,7 @@ class SqliteJobStore final : public JobStore {
   std::optional<JobRecord> latestRun(const std::string& collector) override;
   std::vector<JobRecord> history(int limit) override;
   std::vector<JobRecord> activeJobs() override;
+  void ping() override;
 
   // The highest applied migration version.
   int schemaVersion();

@@ -60,12 +60,14 @@ struct Supervisor::Impl {
     std::vector<std::string> job_ids;  // trigger order
   };
 
-  Impl(Config cfg, JobStore& job_store, SupervisorOptions opts)
-      : config(std::move(cfg)), store(job_store), options(opts) {}
+  Impl(Config cfg, JobStore& job_store, SupervisorOptions opts, Metrics* m)
+      : config(std::move(cfg)), store(job_store), options(opts), metrics(m ? *m : own_metrics) {}
 
   Config config;
   JobStore& store;
   SupervisorOptions options;
+  Metrics own_metrics;  // used when the owner passes none
+  Metrics& metrics;
   Poco::Logger& log = Poco::Logger::get("collectord.supervisor");
   IdGenerator ids;
   asio::io_context io;
@@ -193,6 +195,7 @@ struct Supervisor::Impl {
   void fail(Job& job, const std::string& error) {
     if (!job.sm.fail(error, nowMicros())) return;
     log.warning("job %s failed: %s", job.sm.record().job_id, error);
+    recordEnd(job);
     markDirty(job);
     flush();
   }
@@ -288,6 +291,7 @@ struct Supervisor::Impl {
 
   void handleLine(Job& job, std::string_view line) {
     ++job.line_no;
+    ++metrics.progress_lines_received;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.find_first_not_of(" \t") == std::string_view::npos) return;
     ParsedLine parsed = parseProgressLine(line);
@@ -300,6 +304,7 @@ struct Supervisor::Impl {
 
   void warn(Job& job, const std::string& reason) {
     ++job.warnings;
+    ++metrics.progress_lines_dropped;
     if (job.warnings < kMaxWarningsPerJob) {
       writeJobLog(job, "[collectord] protocol warning: line " + std::to_string(job.line_no) + ": " +
                            reason + "\n");
@@ -336,6 +341,7 @@ struct Supervisor::Impl {
     const ExitStatus status = exitStatusFromWait(*job.wait_status);
     const int pid = job.child->pid();
     job.sm.exited(status, nowMicros());
+    recordEnd(job);
     const JobRecord& r = job.sm.record();
     // Nothing of a finished job may keep running: take down what is left of its group.
     if (job.child->signalGroup(SIGKILL)) {
@@ -351,6 +357,23 @@ struct Supervisor::Impl {
     markDirty(job);
     flush();
     if (stopping) checkDrained();
+  }
+
+  void recordEnd(const Job& job) {
+    const JobRecord& r = job.sm.record();
+    if (!isTerminal(r.status)) return;
+    metrics.jobEnded(r.collector, std::string(toString(r.status)),
+                     durationSeconds(r.started_at, r.ended_at).value_or(0));
+  }
+
+  void updateGauges() {
+    std::int64_t running = 0, queued = 0;
+    for (const auto& [id, job] : jobs) {
+      if (job->sm.record().status == JobStatus::kRunning) ++running;
+      if (job->sm.record().status == JobStatus::kQueued) ++queued;
+    }
+    metrics.jobs_running = running;
+    metrics.jobs_queued = queued;
   }
 
   // ---- persistence -----------------------------------------------------------------------
@@ -399,6 +422,7 @@ struct Supervisor::Impl {
     dirty_jobs.clear();
     for (const std::string& id : dirty_batches) retireIfDone(id);
     dirty_batches.clear();
+    updateGauges();
   }
 
   void rollUp(Batch& batch) {
@@ -447,6 +471,7 @@ struct Supervisor::Impl {
             if (killed > 0) log.warning("killed %d leftover processes of job %s", killed, id);
           }
           j.sm.fail("supervisor restarted while the job was running", now);
+          recordEnd(j);
           log.warning("job %s was running when the previous instance stopped: failed", id);
           markDirty(j);
         } else if (j.sm.record().status == JobStatus::kQueued) {
@@ -498,8 +523,11 @@ struct Supervisor::Impl {
   }
 };
 
-Supervisor::Supervisor(Config config, JobStore& store, SupervisorOptions options)
-    : impl_(std::make_unique<Impl>(std::move(config), store, options)) {}
+Supervisor::Supervisor(Config config, JobStore& store, SupervisorOptions options,
+                       Metrics* metrics)
+    : impl_(std::make_unique<Impl>(std::move(config), store, options, metrics)) {}
+
+bool Supervisor::accepting() const { return impl_->accepting; }
 
 Supervisor::~Supervisor() { stop(); }
 

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "job.h"
 #include "job_store.h"
+#include "metrics.h"
 
 namespace collectord {
 
@@ -36,7 +37,9 @@ struct SupervisorOptions {
 // current (terminal states at once, progress coalesced to `flush_interval`).
 class Supervisor {
  public:
-  Supervisor(Config config, JobStore& store, SupervisorOptions options = {});
+  // `metrics` (optional) must outlive the supervisor.
+  Supervisor(Config config, JobStore& store, SupervisorOptions options = {},
+             Metrics* metrics = nullptr);
   ~Supervisor();
 
   // Resolves what a previous instance left active (running jobs fail, queued ones start),
@@ -49,6 +52,9 @@ class Supervisor {
   // Creates a batch with one queued job per named collector (names must be configured) and
   // starts them. Thread-safe. Throws StoreError, or ShuttingDownError once stop() has begun.
   TriggerResult trigger(const std::vector<std::string>& collectors, Priority priority);
+
+  // False once stop() has begun (readiness).
+  bool accepting() const;
 
  private:
   struct Impl;

@@ -40,6 +40,7 @@ class CountingStore final : public JobStore {
   std::optional<JobRecord> latestRun(const std::string& c) override { return real_.latestRun(c); }
   std::vector<JobRecord> history(int limit) override { return real_.history(limit); }
   std::vector<JobRecord> activeJobs() override { return real_.activeJobs(); }
+  void ping() override { real_.ping(); }
 
   std::atomic<int> saves{0};
 

@@ -26,7 +26,11 @@ class ConfigFiles : public ::testing::Test {
     std::ofstream(dir_ / name) << text;
     ::chmod((dir_ / name).c_str(), static_cast<mode_t>(mode));
   }
-  void main(const std::string& text) { write("collectord.ini", text); }
+  // A main file; development settings (no credentials) unless the text has an [auth] section.
+  void main(const std::string& text) {
+    write("collectord.ini",
+          text.find("[auth]") == std::string::npos ? text + "\n[auth]\nrequired = false\n" : text);
+  }
   void collector(const std::string& name, const std::string& text) {
     write("collectors.d/" + name + ".ini", text);
   }
@@ -193,6 +197,24 @@ TEST_F(ConfigFiles, MissingMainFileIsAProblem) {
   const ConfigResult result = load();
   ASSERT_EQ(result.problems.size(), 1u);
   EXPECT_EQ(result.problems[0].message, "cannot read the file");
+}
+
+TEST_F(ConfigFiles, AuthCanOnlyBeOffOnLoopback) {
+  main("[http]\naddress = 0.0.0.0\n[auth]\nrequired = false\n");
+  EXPECT_NE(problemFor(load(), "auth.required").message.find("only allowed when http.address is a loopback"),
+            std::string::npos);
+}
+
+TEST_F(ConfigFiles, AuthRequiredNeedsSomeCredentials) {
+  main("[auth]\nrequired = true\n");
+  EXPECT_NE(problemFor(load(), "auth.required").message.find("no credentials are configured"),
+            std::string::npos);
+}
+
+TEST_F(ConfigFiles, HttpsNeedsBothCertificateAndKey) {
+  write("cert.pem", "x");
+  main("[http]\ntls_cert_file = cert.pem\n");
+  problemFor(load(), "http.tls_key_file");
 }
 
 TEST_F(ConfigFiles, MissingCollectorsDirectoryIsAProblem) {

@@ -1,0 +1,47 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+namespace collectord {
+
+// Counters and histograms the daemon exposes at /metrics, in Prometheus text format. Updated
+// from any thread; cheap enough for the per-request and per-protocol-line paths.
+class Metrics {
+ public:
+  // Upper bounds (seconds) of the run-duration histogram buckets; +Inf is implied.
+  static constexpr std::array<double, 10> kDurationBuckets = {1,   5,   15,   30,   60,
+                                                              300, 900, 1800, 3600, 14400};
+
+  void jobEnded(const std::string& collector, const std::string& status, double seconds);
+  void httpRequest(const std::string& route, int status);
+
+  std::atomic<std::uint64_t> progress_lines_received{0};
+  std::atomic<std::uint64_t> progress_lines_dropped{0};
+  std::atomic<std::uint64_t> rate_limited{0};
+  std::atomic<std::uint64_t> auth_failed{0};
+  std::atomic<std::int64_t> jobs_running{0};
+  std::atomic<std::int64_t> jobs_queued{0};
+
+  // The whole exposition, ending with a newline.
+  std::string render() const;
+
+ private:
+  struct Histogram {
+    std::array<std::uint64_t, kDurationBuckets.size()> buckets{};
+    std::uint64_t count = 0;
+    double sum = 0;
+  };
+
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, std::string>, std::uint64_t> jobs_;  // (collector, status)
+  std::map<std::string, Histogram> durations_;                         // by collector
+  std::map<std::pair<std::string, int>, std::uint64_t> requests_;      // (route, status)
+};
+
+}  // namespace collectord
