@@ -31,8 +31,9 @@ class HttpServer {
   void stop();
   int port() const;
 
+  struct Impl;  // shared with the connection classes in http_server.cpp
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
