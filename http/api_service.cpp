@@ -118,11 +118,7 @@ Response ApiService::route(Request& request, std::string& route_name) const {
     router_.resolve(probe, error, allow);
     if (allow.empty()) return error;
     route_name = "preflight";
-    Response preflight = cors_.preflight(request.header("Origin"), allow);
-    preflight.headers.erase(std::remove_if(preflight.headers.begin(), preflight.headers.end(),
-                                           [](const auto& h) { return h.first == "Vary"; }),
-                            preflight.headers.end());  // handle() adds it once
-    return preflight;
+    return cors_.preflight(request.header("Origin"), allow);
   }
   const Router::Route* route = router_.resolve(request, error, allow);
   if (!route) return error;

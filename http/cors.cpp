@@ -28,7 +28,6 @@ Response CorsPolicy::preflight(const std::string* origin, const std::string& all
         "Content-Type, Authorization, X-Requested-With, X-API-Key, Cache-Control, Pragma");
     response.headers.emplace_back("Access-Control-Max-Age", "86400");
   }
-  decorate(origin, response);
   return response;
 }
 

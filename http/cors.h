@@ -18,7 +18,7 @@ class CorsPolicy {
   // Adds Vary: Origin to every response, and the CORS headers when `origin` is allowed.
   void decorate(const std::string* origin, Response& response) const;
   // The answer to an OPTIONS request on an existing route: 204, with preflight headers only
-  // for an allowed origin. `allow` lists the route's methods.
+  // for an allowed origin. `allow` lists the route's methods. Callers still decorate() it.
   Response preflight(const std::string* origin, const std::string& allow) const;
 
  private:

@@ -42,7 +42,7 @@ bool readBody(std::istream& in, std::size_t limit, std::string& body) {
 }
 
 void send(Poco::Net::HTTPServerResponse& out, const Response& response) {
-  out.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(response.status));
+  out.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(response.status));
   if (!response.content_type.empty()) out.setContentType(response.content_type);
   for (const auto& [name, value] : response.headers) out.add(name, value);
   out.setContentLength(static_cast<std::streamsize>(response.body.size()));
@@ -230,7 +230,9 @@ Response HttpServer::Impl::respond(Poco::Net::HTTPServerRequest& raw, Request& r
     drop_connection = true;
     return errorResponse(413, too_large);
   }
-  if (!readBody(raw.stream(), options.max_body_bytes, request.body)) {
+  // Without a length or chunking a request has no body (RFC 9112 6.3); Poco would read to EOF.
+  const bool has_body = raw.hasContentLength() || raw.getChunkedTransferEncoding();
+  if (has_body && !readBody(raw.stream(), options.max_body_bytes, request.body)) {
     drop_connection = true;
     return errorResponse(413, too_large);
   }
