@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <Poco/AutoPtr.h>
@@ -20,6 +22,15 @@
 namespace collectord {
 
 namespace fs = std::filesystem;
+
+std::string_view toString(CollectorConfig::Overlap overlap) {
+  switch (overlap) {
+    case CollectorConfig::Overlap::kSkip: return "skip";
+    case CollectorConfig::Overlap::kParallel: return "parallel";
+    case CollectorConfig::Overlap::kQueue: break;
+  }
+  return "queue";
+}
 
 const CollectorConfig* Config::findCollector(std::string_view name) const {
   for (const CollectorConfig& c : collectors) {
@@ -178,6 +189,28 @@ class IniReader {
     return d;
   }
 
+  // A byte size: a whole number with an optional K, M, G or T suffix (powers of 1024).
+  std::optional<std::uint64_t> getSize(const std::string& key) {
+    const auto value = get(key);
+    if (!value) return std::nullopt;
+    std::size_t digits = 0;
+    while (digits < value->size() && std::isdigit(static_cast<unsigned char>((*value)[digits]))) {
+      ++digits;
+    }
+    std::string unit = Poco::toUpper(Poco::trim(value->substr(digits)));
+    if (!unit.empty() && unit.back() == 'B') unit.pop_back();
+    if (!unit.empty() && unit.back() == 'I') unit.pop_back();  // "MiB"
+    const std::map<std::string, int> shifts = {{"", 0}, {"K", 10}, {"M", 20}, {"G", 30}, {"T", 40}};
+    const auto shift = shifts.find(unit);
+    std::uint64_t n = 0;
+    if (digits == 0 || digits > 12 || shift == shifts.end() ||
+        !Poco::NumberParser::tryParseUnsigned64(value->substr(0, digits), n) || n == 0) {
+      problem(key, "invalid size '" + *value + "' (use e.g. 512M, 2G, 1048576)");
+      return std::nullopt;
+    }
+    return n << shift->second;
+  }
+
   // A path resolved against this file's folder; empty when not set.
   std::string getPath(const std::string& key, const std::string& fallback = "") {
     const std::string value = getString(key, fallback);
@@ -293,8 +326,7 @@ void requireFile(IniReader& reader, const std::string& key, const std::string& p
 }
 
 CollectorConfig loadCollector(const std::string& path, const std::string& name,
-                              std::vector<ConfigProblem>& problems,
-                              std::vector<std::string>& not_in_effect) {
+                              std::vector<ConfigProblem>& problems) {
   IniReader r(path, problems);
   CollectorConfig c;
   c.name = name;
@@ -302,7 +334,9 @@ CollectorConfig loadCollector(const std::string& path, const std::string& name,
   if (!r.ok()) return c;
   r.rejectUnknown({{"collector",
                     {"job_name", "type", "command", "args", "plugin", "working_directory",
-                     "timeout", "stall_timeout", "retries", "concurrency"}}},
+                     "timeout", "stall_timeout", "kill_grace", "retries", "retry_backoff",
+                     "retry_backoff_max", "concurrency", "overlap", "nice", "memory_limit",
+                     "cpu_limit", "max_open_files", "user", "group"}}},
                   {"collector.env"});
 
   c.job_name = r.getString("collector.job_name", name + "-collector");
@@ -361,11 +395,41 @@ CollectorConfig loadCollector(const std::string& path, const std::string& name,
   }
   c.timeout = r.getDuration("collector.timeout");
   c.stall_timeout = r.getDuration("collector.stall_timeout");
+  c.kill_grace = r.getDuration("collector.kill_grace").value_or(c.kill_grace);
   c.retries = r.getInt("collector.retries", 0, 0, 100);
+  c.retry_backoff = r.getDuration("collector.retry_backoff").value_or(c.retry_backoff);
+  c.retry_backoff_max = r.getDuration("collector.retry_backoff_max").value_or(c.retry_backoff_max);
+  if (c.retry_backoff_max < c.retry_backoff) {
+    r.problem("collector.retry_backoff_max", "must not be shorter than collector.retry_backoff");
+  }
   c.concurrency = r.getInt("collector.concurrency", 1, 1, 10000);
-  for (const char* key : {"collector.timeout", "collector.stall_timeout", "collector.retries",
-                          "collector.concurrency"}) {
-    if (r.get(key)) not_in_effect.push_back(name + ": " + key);
+  const std::string overlap = r.getString("collector.overlap", "queue");
+  if (overlap == "queue") {
+    c.overlap = CollectorConfig::Overlap::kQueue;
+  } else if (overlap == "skip") {
+    c.overlap = CollectorConfig::Overlap::kSkip;
+  } else if (overlap == "parallel") {
+    c.overlap = CollectorConfig::Overlap::kParallel;
+  } else {
+    r.problem("collector.overlap", "'" + overlap + "' is not an overlap mode (queue, skip or parallel)");
+  }
+  if (c.concurrency > 1 && c.overlap != CollectorConfig::Overlap::kParallel) {
+    r.problem("collector.concurrency",
+              "more than one run at once needs collector.overlap = parallel");
+  }
+  if (r.get("collector.nice")) c.nice = r.getInt("collector.nice", 0, -20, 19);
+  c.memory_limit = r.getSize("collector.memory_limit");
+  c.cpu_limit = r.getDuration("collector.cpu_limit");
+  if (r.get("collector.max_open_files")) {
+    c.max_open_files = static_cast<std::uint64_t>(r.getInt("collector.max_open_files", 1024, 16, 1 << 20));
+  }
+  c.user = r.getString("collector.user", "");
+  c.group = r.getString("collector.group", "");
+  if (!c.user.empty() && ::getpwnam(c.user.c_str()) == nullptr) {
+    r.problem("collector.user", "no such user '" + c.user + "'");
+  }
+  if (!c.group.empty() && ::getgrnam(c.group.c_str()) == nullptr) {
+    r.problem("collector.group", "no such group '" + c.group + "'");
   }
   return c;
 }
@@ -384,13 +448,13 @@ ConfigResult loadConfig(const std::string& path) {
   r.rejectUnknown({{"http", {"address", "port", "threads", "max_body_bytes", "timeout",
                              "tls_cert_file", "tls_key_file"}},
                    {"store", {"url"}},
-                   {"collectors", {"directory", "max_concurrent"}},
+                   {"collectors", {"directory", "max_concurrent", "shutdown_grace"}},
                    {"auth", {"api_keys_file", "jwt_secret", "jwt_public_key_file", "jwt_issuer",
                              "jwt_audience", "required", "public_docs", "public_health",
                              "public_metrics"}},
                    {"ratelimit", {"requests_per_minute", "trusted_proxies"}},
                    {"cors", {"allowed_origins"}},
-                   {"logs", {"directory"}},
+                   {"logs", {"directory", "max_bytes_per_job", "retention_days"}},
                    {"docs", {"directory"}}},
                   {});
 
@@ -422,6 +486,7 @@ ConfigResult loadConfig(const std::string& path) {
 
   config.collectors_directory = r.getPath("collectors.directory", "collectors.d");
   config.max_concurrent = r.getInt("collectors.max_concurrent", config.max_concurrent, 1, 100000);
+  config.shutdown_grace = r.getDuration("collectors.shutdown_grace").value_or(config.shutdown_grace);
 
   config.api_keys_file = r.getPath("auth.api_keys_file");
   requireFile(r, "auth.api_keys_file", config.api_keys_file);
@@ -469,11 +534,10 @@ ConfigResult loadConfig(const std::string& path) {
     }
   }
   config.logs_directory = r.getPath("logs.directory", "logs");
+  config.log_max_bytes_per_job = r.getSize("logs.max_bytes_per_job").value_or(config.log_max_bytes_per_job);
+  config.log_retention_days = r.getInt("logs.retention_days", config.log_retention_days, 0, 36500);
   config.docs_directory = r.getPath("docs.directory", "../docs");
 
-  for (const char* key : {"collectors.max_concurrent"}) {
-    if (r.get(key)) config.not_in_effect.emplace_back(key);
-  }
 
   if (!fs::is_directory(config.collectors_directory, ec)) {
     r.problem("collectors.directory",
@@ -494,7 +558,7 @@ ConfigResult loadConfig(const std::string& path) {
         continue;
       }
       config.collectors.push_back(
-          loadCollector(file.string(), name, problems, config.not_in_effect));
+          loadCollector(file.string(), name, problems));
     }
   }
 

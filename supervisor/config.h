@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,9 +25,31 @@ struct CollectorConfig {
   std::vector<std::pair<std::string, std::string>> env;
   std::optional<std::chrono::milliseconds> timeout;
   std::optional<std::chrono::milliseconds> stall_timeout;
+  std::chrono::milliseconds kill_grace{5000};  // SIGTERM, then SIGKILL this much later
   int retries = 0;
+  std::chrono::milliseconds retry_backoff{30'000};      // before the first retry; doubles
+  std::chrono::milliseconds retry_backoff_max{600'000};  // the doubling stops here
   int concurrency = 1;
+
+  // What a trigger does while the collector has an active run: wait for it (queue), return
+  // it instead of starting another (skip), or run beside it up to `concurrency` (parallel).
+  enum class Overlap { kQueue, kSkip, kParallel };
+  Overlap overlap = Overlap::kQueue;
+
+  // Process limits, applied in the child before exec.
+  std::optional<int> nice;
+  std::optional<std::uint64_t> memory_limit;          // bytes of address space (RLIMIT_AS)
+  std::optional<std::chrono::milliseconds> cpu_limit;  // CPU time (RLIMIT_CPU)
+  std::optional<std::uint64_t> max_open_files;        // RLIMIT_NOFILE
+  std::string user;                                    // run as this account (daemon is root)
+  std::string group;
+
+  // How many runs of this collector may be running at once on this node.
+  int effectiveConcurrency() const { return overlap == Overlap::kParallel ? concurrency : 1; }
 };
+
+// "queue", "skip", "parallel".
+std::string_view toString(CollectorConfig::Overlap overlap);
 
 // The daemon's whole configuration: collectord.ini plus every collector file.
 struct Config {
@@ -45,6 +68,7 @@ struct Config {
 
   std::string collectors_directory;
   int max_concurrent = 8;
+  std::chrono::milliseconds shutdown_grace{30'000};  // SIGTERM to SIGKILL when stopping
 
   std::string api_keys_file;
   std::string jwt_secret;
@@ -61,6 +85,8 @@ struct Config {
   std::vector<std::string> allowed_origins;
 
   std::string logs_directory;
+  std::uint64_t log_max_bytes_per_job = 10 * 1024 * 1024;  // older output is dropped past this
+  int log_retention_days = 30;                             // 0: keep job logs for ever
   std::string docs_directory;
 
   std::vector<CollectorConfig> collectors;  // sorted by name

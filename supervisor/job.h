@@ -38,8 +38,18 @@ struct JobRecord {
   Micros started_at = 0;  // when the run was triggered (queued), as in the seed
   Micros updated_at = 0;
   std::optional<Micros> ended_at;
-  int attempt = 1;
+  int attempt = 1;         // 1 for the first run, 2 for the first retry...
+  int max_attempts = 1;    // 1 + the collector's retries
+  std::optional<Micros> next_attempt_at;  // a retry is waiting for its backoff until then
   std::optional<int> pid;  // process group of the running child, when any
+};
+
+// One earlier, failed attempt of a job that was retried.
+struct AttemptRecord {
+  int attempt = 1;
+  std::optional<Micros> started_at;  // when its process started
+  Micros ended_at = 0;
+  std::string error;
 };
 
 // A group of runs triggered together, as stored in `job_batches`.

@@ -12,11 +12,11 @@ namespace {
 
 constexpr int kStatuses = 5;
 // kLegal[from][to]: queued -> running | failed | cancelled; running -> completed | failed |
-// cancelled; terminal states go nowhere.
+// cancelled, or queued again for a retry; terminal states go nowhere.
 constexpr std::array<std::array<bool, kStatuses>, kStatuses> kLegal = {{
     //  queued running completed failed cancelled
     {false, true, false, true, true},    // queued
-    {false, false, true, true, true},    // running
+    {true, false, true, true, true},     // running
     {false, false, false, false, false}, // completed
     {false, false, false, false, false}, // failed
     {false, false, false, false, false}, // cancelled
@@ -61,7 +61,29 @@ bool JobStateMachine::transition(JobStatus to, Micros now) {
 bool JobStateMachine::start(int pid, Micros now) {
   if (!transition(JobStatus::kRunning, now)) return false;
   record_.pid = pid;
+  record_.next_attempt_at.reset();
+  run_started_at_ = now;
   return true;
+}
+
+bool JobStateMachine::failOrRetry(const std::string& error, Micros now) {
+  if (retry_delay_ && record_.attempt < record_.max_attempts && !cancel_reason_) {
+    new_attempts_.push_back(AttemptRecord{record_.attempt, run_started_at_, now, error});
+    if (!transition(JobStatus::kQueued, now)) return false;
+    ++record_.attempt;
+    record_.pid.reset();
+    record_.next_attempt_at = now + *retry_delay_;
+    record_.message = "Retrying (attempt " + std::to_string(record_.attempt) + " of " +
+                      std::to_string(record_.max_attempts) + ") after: " + error;
+    record_.error.reset();
+    reported_completed_ = false;
+    reported_failure_.reset();
+    kill_reason_.reset();
+    run_started_at_.reset();
+    return true;
+  }
+  record_.error = error;
+  return transition(JobStatus::kFailed, now);
 }
 
 bool JobStateMachine::report(const ProgressUpdate& update, Micros now) {
@@ -87,14 +109,9 @@ bool JobStateMachine::exited(const ExitStatus& status, Micros now) {
     record_.error = cancel_reason_;
     return transition(JobStatus::kCancelled, now);
   }
-  if (reported_failure_) {
-    record_.error = reported_failure_;
-    return transition(JobStatus::kFailed, now);
-  }
-  if (status.signaled || status.code != 0) {
-    record_.error = status.describe();
-    return transition(JobStatus::kFailed, now);
-  }
+  if (kill_reason_) return failOrRetry(*kill_reason_, now);
+  if (reported_failure_) return failOrRetry(*reported_failure_, now);
+  if (status.signaled || status.code != 0) return failOrRetry(status.describe(), now);
   record_.progress_percent = 100;
   if (!record_.message) record_.message = "Collection completed";
   record_.error.reset();
@@ -108,13 +125,23 @@ bool JobStateMachine::requestCancel(const std::string& reason, Micros now) {
   }
   if (record_.status != JobStatus::kRunning || cancel_reason_) return false;
   cancel_reason_ = reason;
+  kill_reason_.reset();  // an operator's cancel outranks a timeout in progress
+  return true;
+}
+
+bool JobStateMachine::requestKill(const std::string& reason) {
+  if (record_.status != JobStatus::kRunning || stopRequested()) return false;
+  kill_reason_ = reason;
   return true;
 }
 
 bool JobStateMachine::fail(const std::string& error, Micros now) {
   if (terminal()) return false;
-  record_.error = error;
-  return transition(JobStatus::kFailed, now);
+  if (record_.status == JobStatus::kQueued) {
+    record_.error = error;  // never started: nothing to retry
+    return transition(JobStatus::kFailed, now);
+  }
+  return failOrRetry(error, now);
 }
 
 void rollUpBatch(BatchRecord& batch, const std::vector<const JobRecord*>& jobs) {

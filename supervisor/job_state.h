@@ -1,6 +1,7 @@
 #pragma once
 
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -35,25 +36,41 @@ class JobStateMachine {
 
   // queued -> running, once the child exists.
   bool start(int pid, Micros now);
+  // Whether a failure may be retried instead of ending the job: set by the supervisor from the
+  // collector's policy before exited() or fail(), so the decision is made before any terminal
+  // state, which never changes afterwards.
+  void setRetryDelay(std::optional<Micros> delay) { retry_delay_ = delay; }
   // A protocol line: progress, message, and the collector's own verdict, which takes effect
   // at exit (a collector that says "completed" and then exits 1 has failed).
   bool report(const ProgressUpdate& update, Micros now);
-  // The child is gone; decides completed, failed or cancelled.
+  // The child is gone; decides completed, failed (or queued again for a retry) or cancelled.
   bool exited(const ExitStatus& status, Micros now);
   // queued -> cancelled at once; running -> cancelled when the child exits.
   bool requestCancel(const std::string& reason, Micros now);
-  // Ends the job failed now (spawn error, supervisor restart...).
+  // The supervisor is killing a running child for `reason` ("timed out after 30m"); the job
+  // fails with that reason when the child is gone, whatever signal ended it.
+  bool requestKill(const std::string& reason);
+  // Ends the job failed now (spawn error, supervisor restart...), or queues a retry.
   bool fail(const std::string& error, Micros now);
 
   bool cancelRequested() const { return cancel_reason_.has_value(); }
+  bool stopRequested() const { return cancel_reason_ || kill_reason_; }
+  // Earlier attempts that failed and were retried, oldest first, not yet written to the store.
+  std::vector<AttemptRecord> takeNewAttempts() { return std::exchange(new_attempts_, {}); }
 
  private:
   bool transition(JobStatus to, Micros now);
+  // Fails the job with `error`, or queues the next attempt when a retry is allowed.
+  bool failOrRetry(const std::string& error, Micros now);
 
   JobRecord record_;
   bool reported_completed_ = false;
   std::optional<std::string> reported_failure_;
   std::optional<std::string> cancel_reason_;
+  std::optional<std::string> kill_reason_;
+  std::optional<Micros> retry_delay_;
+  std::optional<Micros> run_started_at_;
+  std::vector<AttemptRecord> new_attempts_;
 };
 
 // Recomputes a batch's status, progress, message, error, ended_at and estimated_completion from

@@ -3,6 +3,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "job.h"
@@ -24,9 +25,12 @@ class JobStore {
   // Inserts a batch and its jobs (in trigger order) atomically. Returns false, writing
   // nothing, when an ID is already taken.
   virtual bool insertBatch(const BatchRecord& batch, const std::vector<JobRecord>& jobs) = 0;
-  // Writes the current state of these jobs and batches in one transaction.
-  virtual void save(const std::vector<JobRecord>& jobs,
-                    const std::vector<BatchRecord>& batches) = 0;
+  // Writes the current state of these jobs and batches, and the earlier attempts of retried
+  // jobs, in one transaction.
+  virtual void save(const std::vector<JobRecord>& jobs, const std::vector<BatchRecord>& batches,
+                    const std::vector<std::pair<std::string, AttemptRecord>>& attempts = {}) = 0;
+  // The earlier attempts of a job, oldest first.
+  virtual std::vector<AttemptRecord> attemptsOf(const std::string& job_id) = 0;
 
   virtual std::optional<BatchRecord> findBatch(const std::string& batch_id) = 0;
   // The batch's jobs in trigger order.

@@ -24,7 +24,7 @@ namespace {
 
 constexpr const char* kJobColumns =
     "job_id, batch_id, collector, job_name, status, progress_percent, message, error, "
-    "started_at, updated_at, ended_at, attempt, pid";
+    "started_at, updated_at, ended_at, attempt, pid, max_attempts, next_attempt_at";
 constexpr const char* kBatchColumns =
     "batch_id, status, priority, progress_percent, message, error, started_at, updated_at, "
     "ended_at, estimated_completion";
@@ -68,6 +68,8 @@ JobRecord jobFromRow(const RecordSet& rs, std::size_t row) {
   j.ended_at = optMicros(rs.value(10, row));
   j.attempt = rs.value(11, row).convert<int>();
   j.pid = optInt(rs.value(12, row));
+  j.max_attempts = rs.value(13, row).convert<int>();
+  j.next_attempt_at = optMicros(rs.value(14, row));
   return j;
 }
 
@@ -142,7 +144,8 @@ std::vector<std::string> splitSqlStatements(const std::string& sql) {
   return statements;
 }
 
-SqliteJobStore::SqliteJobStore(const std::string& path) : path_(path) {
+SqliteJobStore::SqliteJobStore(const std::string& path, std::string owner)
+    : path_(path), owner_(std::move(owner)) {
   guarded("cannot open the SQLite store", [&] {
     std::error_code ec;
     const auto folder = std::filesystem::path(path).parent_path();
@@ -214,25 +217,34 @@ void upsertBatch(Session& session, const BatchRecord& b) {
       bind(nullable(b.estimated_completion)), bind(durationOf(b.started_at, b.ended_at)), now;
 }
 
-void insertJob(Session& session, const JobRecord& j, int position) {
+void insertJob(Session& session, const JobRecord& j, int position, const std::string& owner) {
   session << "INSERT INTO job_runs (job_id, batch_id, position, collector, job_name, status, "
              "progress_percent, message, error, started_at, updated_at, ended_at, "
-             "duration_seconds, attempt, pid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+             "duration_seconds, attempt, pid, max_attempts, next_attempt_at, owner) "
+             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
       bind(j.job_id), bind(j.batch_id), bind(position), bind(j.collector), bind(j.job_name),
       bind(std::string(toString(j.status))), bind(nullable(j.progress_percent)),
       bind(nullable(j.message)), bind(nullable(j.error)), bind(j.started_at), bind(j.updated_at),
       bind(nullable(j.ended_at)), bind(durationOf(j.started_at, j.ended_at)), bind(j.attempt),
-      bind(nullable(j.pid)), now;
+      bind(nullable(j.pid)), bind(j.max_attempts), bind(nullable(j.next_attempt_at)), bind(owner),
+      now;
 }
 
-void updateJob(Session& session, const JobRecord& j) {
+void updateJob(Session& session, const JobRecord& j, const std::string& owner) {
   session << "UPDATE job_runs SET status = ?, progress_percent = ?, message = ?, error = ?, "
-             "updated_at = ?, ended_at = ?, duration_seconds = ?, attempt = ?, pid = ? "
-             "WHERE job_id = ?",
+             "updated_at = ?, ended_at = ?, duration_seconds = ?, attempt = ?, pid = ?, "
+             "next_attempt_at = ?, owner = ? WHERE job_id = ?",
       bind(std::string(toString(j.status))), bind(nullable(j.progress_percent)),
       bind(nullable(j.message)), bind(nullable(j.error)), bind(j.updated_at),
       bind(nullable(j.ended_at)), bind(durationOf(j.started_at, j.ended_at)), bind(j.attempt),
-      bind(nullable(j.pid)), bind(j.job_id), now;
+      bind(nullable(j.pid)), bind(nullable(j.next_attempt_at)), bind(owner), bind(j.job_id), now;
+}
+
+void insertAttempt(Session& session, const std::string& job_id, const AttemptRecord& a) {
+  session << "INSERT OR REPLACE INTO job_attempts (job_id, attempt, started_at, ended_at, error) "
+             "VALUES (?,?,?,?,?)",
+      bind(job_id), bind(a.attempt), bind(nullable(a.started_at)), bind(a.ended_at),
+      bind(a.error), now;
 }
 
 bool exists(Session& session, const char* table, const char* column, const std::string& id) {
@@ -254,7 +266,9 @@ bool SqliteJobStore::insertBatch(const BatchRecord& batch, const std::vector<Job
         if (exists(session, "job_runs", "job_id", j.job_id)) return;
       }
       upsertBatch(session, batch);
-      for (std::size_t i = 0; i < jobs.size(); ++i) insertJob(session, jobs[i], static_cast<int>(i));
+      for (std::size_t i = 0; i < jobs.size(); ++i) {
+        insertJob(session, jobs[i], static_cast<int>(i), owner_);
+      }
       inserted = true;
     });
     return inserted;
@@ -262,13 +276,33 @@ bool SqliteJobStore::insertBatch(const BatchRecord& batch, const std::vector<Job
 }
 
 void SqliteJobStore::save(const std::vector<JobRecord>& jobs,
-                          const std::vector<BatchRecord>& batches) {
+                          const std::vector<BatchRecord>& batches,
+                          const std::vector<std::pair<std::string, AttemptRecord>>& attempts) {
   guarded("cannot save job state", [&] {
     Session session = open(*pool_);
     inTransaction(session, [&] {
       for (const BatchRecord& b : batches) upsertBatch(session, b);
-      for (const JobRecord& j : jobs) updateJob(session, j);
+      for (const JobRecord& j : jobs) updateJob(session, j, owner_);
+      for (const auto& [job_id, attempt] : attempts) insertAttempt(session, job_id, attempt);
     });
+  });
+}
+
+std::vector<AttemptRecord> SqliteJobStore::attemptsOf(const std::string& job_id) {
+  return guarded("cannot read the job's attempts", [&] {
+    Session session = open(*pool_);
+    Statement stmt(session);
+    stmt << "SELECT attempt, started_at, ended_at, error FROM job_attempts WHERE job_id = ? "
+            "ORDER BY attempt",
+        bind(job_id), now;
+    RecordSet rs(stmt);
+    std::vector<AttemptRecord> attempts;
+    for (std::size_t row = 0; row < rs.rowCount(); ++row) {
+      attempts.push_back(AttemptRecord{rs.value(0, row).convert<int>(), optMicros(rs.value(1, row)),
+                                       rs.value(2, row).convert<Poco::Int64>(),
+                                       rs.value(3, row).convert<std::string>()});
+    }
+    return attempts;
   });
 }
 

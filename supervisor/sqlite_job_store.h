@@ -15,13 +15,16 @@ namespace collectord {
 // wait for the writer (the supervisor thread).
 class SqliteJobStore final : public JobStore {
  public:
-  // Opens or creates the database at `path` and applies pending migrations.
-  // Throws StoreError when the file cannot be opened or migrated.
-  explicit SqliteJobStore(const std::string& path);
+  // Opens or creates the database at `path` and applies pending migrations. `owner` names
+  // this daemon instance in the rows it writes. Throws StoreError when the file cannot be
+  // opened or migrated.
+  explicit SqliteJobStore(const std::string& path, std::string owner = "");
   ~SqliteJobStore() override;
 
   bool insertBatch(const BatchRecord& batch, const std::vector<JobRecord>& jobs) override;
-  void save(const std::vector<JobRecord>& jobs, const std::vector<BatchRecord>& batches) override;
+  void save(const std::vector<JobRecord>& jobs, const std::vector<BatchRecord>& batches,
+            const std::vector<std::pair<std::string, AttemptRecord>>& attempts = {}) override;
+  std::vector<AttemptRecord> attemptsOf(const std::string& job_id) override;
   std::optional<BatchRecord> findBatch(const std::string& batch_id) override;
   std::vector<JobRecord> jobsOfBatch(const std::string& batch_id) override;
   std::optional<JobRecord> findJob(const std::string& job_id) override;
@@ -39,6 +42,7 @@ class SqliteJobStore final : public JobStore {
                                    int limit);
 
   std::string path_;
+  std::string owner_;
   std::unique_ptr<Poco::Data::SessionPool> pool_;
 };
 

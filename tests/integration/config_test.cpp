@@ -134,7 +134,8 @@ concurrency = 1
 )ini");
   config.addCollector(
       "sophos", "exit 0\n",
-      {{"timeout", "90s"}, {"stall_timeout", "30"}, {"retries", "2"}, {"concurrency", "3"}});
+      {{"timeout", "90s"}, {"stall_timeout", "30"}, {"retries", "2"}, {"concurrency", "3"},
+       {"overlap", "parallel"}});
   config.addCollector("threatlocker", "exit 0\n", {{"timeout", "1h"}, {"stall_timeout", "5m"}});
   config.addCollectorFile("vendor.ini",
                           "[collector]\ntype = plugin\nplugin = plugins/libninja.so\n");

@@ -30,10 +30,12 @@ class CountingStore final : public JobStore {
   bool insertBatch(const BatchRecord& b, const std::vector<JobRecord>& j) override {
     return real_.insertBatch(b, j);
   }
-  void save(const std::vector<JobRecord>& j, const std::vector<BatchRecord>& b) override {
+  void save(const std::vector<JobRecord>& j, const std::vector<BatchRecord>& b,
+            const std::vector<std::pair<std::string, AttemptRecord>>& a = {}) override {
     ++saves;
-    real_.save(j, b);
+    real_.save(j, b, a);
   }
+  std::vector<AttemptRecord> attemptsOf(const std::string& id) override { return real_.attemptsOf(id); }
   std::optional<BatchRecord> findBatch(const std::string& id) override { return real_.findBatch(id); }
   std::vector<JobRecord> jobsOfBatch(const std::string& id) override { return real_.jobsOfBatch(id); }
   std::optional<JobRecord> findJob(const std::string& id) override { return real_.findJob(id); }

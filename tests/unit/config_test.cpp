@@ -106,7 +106,7 @@ concurrency = 1
   EXPECT_EQ(n.env[0].first, "NINJA_URL");
   EXPECT_EQ(n.env[0].second, "https://example.invalid/api");
   EXPECT_EQ(n.timeout, std::chrono::minutes(30));
-  EXPECT_FALSE(c.not_in_effect.empty()) << "auth and limits are accepted but not yet in effect";
+  EXPECT_TRUE(c.not_in_effect.empty()) << "every documented key is in effect";
 }
 
 TEST_F(ConfigFiles, DefaultsApplyWhenKeysAreAbsent) {
@@ -165,6 +165,65 @@ env.COLLECTOR_JOB_ID = x
   problemFor(result, "collector.env.COLLECTOR_JOB_ID");
   EXPECT_EQ(problemFor(result, "collector.timeout").toString(),
             ninja_file + ": collector.timeout: invalid duration 'abc' (use e.g. 90s, 5m, 1h)");
+}
+
+TEST_F(ConfigFiles, SupervisionKeysAreParsedAndChecked) {
+  main("[collectors]\nshutdown_grace = 10s\n[logs]\nmax_bytes_per_job = 1M\nretention_days = 7\n");
+  collector("ninja", R"(
+[collector]
+command = ../collect.sh
+kill_grace = 2s
+retries = 3
+retry_backoff = 10s
+retry_backoff_max = 1m
+overlap = parallel
+concurrency = 4
+nice = 10
+memory_limit = 512M
+cpu_limit = 10m
+max_open_files = 256
+)");
+  collector("skipper", "[collector]\ncommand = ../collect.sh\noverlap = skip\n");
+  const ConfigResult result = load();
+  ASSERT_TRUE(result.config.has_value()) << result.problems.front().toString();
+  EXPECT_EQ(result.config->shutdown_grace, std::chrono::seconds(10));
+  EXPECT_EQ(result.config->log_max_bytes_per_job, 1024u * 1024u);
+  EXPECT_EQ(result.config->log_retention_days, 7);
+  const CollectorConfig& n = result.config->collectors[0];
+  EXPECT_EQ(n.kill_grace, std::chrono::seconds(2));
+  EXPECT_EQ(n.retries, 3);
+  EXPECT_EQ(n.retry_backoff, std::chrono::seconds(10));
+  EXPECT_EQ(n.effectiveConcurrency(), 4);
+  EXPECT_EQ(n.nice, 10);
+  EXPECT_EQ(n.memory_limit, 512u << 20);
+  EXPECT_EQ(n.cpu_limit, std::chrono::minutes(10));
+  EXPECT_EQ(n.max_open_files, 256u);
+  EXPECT_EQ(result.config->collectors[1].overlap, CollectorConfig::Overlap::kSkip);
+  EXPECT_EQ(result.config->collectors[1].effectiveConcurrency(), 1);
+}
+
+TEST_F(ConfigFiles, SupervisionKeysRejectNonsense) {
+  main("");
+  collector("ninja", R"(
+[collector]
+command = ../collect.sh
+overlap = sometimes
+concurrency = 2
+memory_limit = lots
+nice = 40
+retry_backoff = 1m
+retry_backoff_max = 10s
+user = no-such-user-here
+)");
+  const ConfigResult result = load();
+  problemFor(result, "collector.overlap");
+  EXPECT_NE(problemFor(result, "collector.concurrency").message.find("overlap = parallel"),
+            std::string::npos);
+  EXPECT_NE(problemFor(result, "collector.memory_limit").message.find("invalid size 'lots'"),
+            std::string::npos);
+  problemFor(result, "collector.nice");
+  problemFor(result, "collector.retry_backoff_max");
+  problemFor(result, "collector.user");
 }
 
 TEST_F(ConfigFiles, NonExecutableCommandIsAProblem) {

@@ -43,7 +43,8 @@ TEST(JobTransitions, TableAllowsExactlyTheDocumentedEdges) {
           (from == JobStatus::kQueued &&
            (to == JobStatus::kRunning || to == JobStatus::kFailed || to == JobStatus::kCancelled)) ||
           (from == JobStatus::kRunning &&
-           (to == JobStatus::kCompleted || to == JobStatus::kFailed || to == JobStatus::kCancelled));
+           (to == JobStatus::kCompleted || to == JobStatus::kFailed || to == JobStatus::kCancelled ||
+            to == JobStatus::kQueued));  // queued again for a retry
       EXPECT_EQ(isLegalTransition(from, to), expected) << toString(from) << " -> " << toString(to);
     }
   }
@@ -195,6 +196,71 @@ TEST(JobStateMachine, FailEndsQueuedOrRunningJobs) {
   running.start(1, 1100);
   EXPECT_TRUE(running.fail("supervisor restarted while the job was running", 1500));
   EXPECT_EQ(running.record().error, "supervisor restarted while the job was running");
+}
+
+TEST(JobStateMachine, FailureWithAttemptsLeftQueuesARetryInsteadOfEnding) {
+  JobRecord r = queuedJob();
+  r.max_attempts = 2;
+  JobStateMachine sm(r);
+  sm.setRetryDelay(30'000'000);
+  sm.start(1, 1'000);
+  EXPECT_TRUE(sm.exited({false, 2}, 2'000));
+  EXPECT_EQ(sm.record().status, JobStatus::kQueued);
+  EXPECT_EQ(sm.record().attempt, 2);
+  EXPECT_EQ(sm.record().next_attempt_at, 2'000 + 30'000'000);
+  EXPECT_FALSE(sm.record().error.has_value());
+  EXPECT_EQ(sm.record().message, "Retrying (attempt 2 of 2) after: exit code 2");
+  const auto attempts = sm.takeNewAttempts();
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].attempt, 1);
+  EXPECT_EQ(attempts[0].error, "exit code 2");
+  EXPECT_EQ(attempts[0].started_at, 1'000);
+  EXPECT_TRUE(sm.takeNewAttempts().empty()) << "taken once";
+
+  sm.start(2, 40'000'000);
+  EXPECT_TRUE(sm.exited({false, 3}, 41'000'000));
+  EXPECT_EQ(sm.record().status, JobStatus::kFailed) << "the last attempt's failure is final";
+  EXPECT_EQ(sm.record().error, "exit code 3");
+}
+
+TEST(JobStateMachine, WithoutARetryDelayFailureIsFinal) {
+  JobRecord r = queuedJob();
+  r.max_attempts = 3;
+  JobStateMachine sm(r);
+  sm.start(1, 1'000);
+  sm.exited({false, 2}, 2'000);
+  EXPECT_EQ(sm.record().status, JobStatus::kFailed);
+}
+
+TEST(JobStateMachine, CancelledJobsAreNeverRetried) {
+  JobRecord r = queuedJob();
+  r.max_attempts = 3;
+  JobStateMachine sm(r);
+  sm.setRetryDelay(1'000);
+  sm.start(1, 1'000);
+  sm.requestCancel("cancelled by request", 1'500);
+  sm.exited({true, SIGTERM}, 2'000);
+  EXPECT_EQ(sm.record().status, JobStatus::kCancelled);
+}
+
+TEST(JobStateMachine, KillReasonBecomesTheErrorWhateverSignalEndedTheChild) {
+  JobStateMachine sm(queuedJob());
+  sm.start(1, 1'000);
+  EXPECT_TRUE(sm.requestKill("timed out after 30m"));
+  EXPECT_FALSE(sm.requestKill("no progress for 5m")) << "the first reason stands";
+  sm.exited({true, SIGKILL}, 2'000);
+  EXPECT_EQ(sm.record().status, JobStatus::kFailed);
+  EXPECT_EQ(sm.record().error, "timed out after 30m");
+}
+
+TEST(JobStateMachine, CancelOutranksATimeoutInProgress) {
+  JobStateMachine sm(queuedJob());
+  sm.start(1, 1'000);
+  sm.requestKill("timed out after 1s");
+  EXPECT_TRUE(sm.requestCancel("cancelled by request", 1'500));
+  sm.exited({true, SIGTERM}, 2'000);
+  EXPECT_EQ(sm.record().status, JobStatus::kCancelled);
+  EXPECT_EQ(sm.record().error, "cancelled by request");
 }
 
 TEST(ExitStatus, DescribesExitCodesAndSignals) {
