@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <linux/close_range.h>
+#include <grp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,6 +42,7 @@ struct CollectorChildSetup {
   int progress_write_fd;
   pid_t parent;
   const char* const* envp;
+  const SpawnRequest* request;
 
   bp::error_code on_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&,
                           const char* const*) {
@@ -65,6 +68,24 @@ struct CollectorChildSetup {
     if (::syscall(SYS_close_range, kProgressFd + 1, ~0U, CLOSE_RANGE_CLOEXEC) == -1) {
       for (int fd = kProgressFd + 1; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
+    const SpawnRequest& r = *request;
+    auto limit = [](int resource, std::uint64_t value) {
+      const struct rlimit rl{static_cast<rlim_t>(value), static_cast<rlim_t>(value)};
+      return ::setrlimit(resource, &rl);
+    };
+    if (r.memory_limit && limit(RLIMIT_AS, *r.memory_limit) == -1) return {errno, bp::system_category()};
+    if (r.cpu_seconds && limit(RLIMIT_CPU, *r.cpu_seconds) == -1) return {errno, bp::system_category()};
+    if (r.max_open_files && limit(RLIMIT_NOFILE, *r.max_open_files) == -1) {
+      return {errno, bp::system_category()};
+    }
+    if (r.nice) {
+      errno = 0;
+      if (::nice(*r.nice) == -1 && errno != 0) return {errno, bp::system_category()};
+    }
+    if (r.gid && (::setgroups(0, nullptr) == -1 || ::setgid(*r.gid) == -1)) {
+      return {errno, bp::system_category()};
+    }
+    if (r.uid && ::setuid(*r.uid) == -1) return {errno, bp::system_category()};
     // The daemon may ignore or block signals; the collector starts with the defaults.
     sigset_t none;
     sigemptyset(&none);
@@ -77,8 +98,8 @@ struct CollectorChildSetup {
 }  // namespace
 
 ChildProcess::ChildProcess(boost::asio::io_context& io, std::unique_ptr<Handle> handle, int pid,
-                           int read_fd)
-    : handle_(std::move(handle)), pid_(pid), progress_(io, read_fd) {}
+                           int progress_fd, int output_fd)
+    : handle_(std::move(handle)), pid_(pid), progress_(io, progress_fd), output_(io, output_fd) {}
 
 // A child still running here is killed and reaped by Boost's handle: never leaked.
 ChildProcess::~ChildProcess() = default;
@@ -92,6 +113,11 @@ std::unique_ptr<ChildProcess> ChildProcess::spawn(boost::asio::io_context& io,
     return nullptr;
   }
   UniqueFd read_end(fds[0]), write_end(fds[1]);
+  if (::pipe2(fds, O_CLOEXEC) == -1) {
+    error = std::string("cannot create the output pipe: ") + std::strerror(errno);
+    return nullptr;
+  }
+  UniqueFd output_read(fds[0]), output_write(fds[1]);
 
   std::vector<const char*> envp;
   envp.reserve(request.environment.size() + 1);
@@ -99,23 +125,23 @@ std::unique_ptr<ChildProcess> ChildProcess::spawn(boost::asio::io_context& io,
   envp.push_back(nullptr);
 
   bp::error_code ec;
-  CollectorChildSetup setup{write_end.get(), ::getpid(), envp.data()};
+  CollectorChildSetup setup{write_end.get(), ::getpid(), envp.data(), &request};
   bp::posix::default_launcher launcher;
   auto process = launcher(io.get_executor(), ec, bp::filesystem::path(request.executable),
                           request.args,
-                          bp::process_stdio{nullptr, request.output_fd, request.output_fd},
+                          bp::process_stdio{nullptr, output_write.get(), output_write.get()},
                           bp::process_start_dir{request.working_directory}, setup);
   if (ec) {
     error = ec.message();
     return nullptr;
   }
   write_end.reset();  // only the child writes; EOF arrives when every writer is gone
+  output_write.reset();
   const int pid = process.id();
-  const int fl = ::fcntl(read_end.get(), F_GETFL);
-  ::fcntl(read_end.get(), F_SETFL, fl | O_NONBLOCK);
+  for (int fd : {read_end.get(), output_read.get()}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   auto handle = std::make_unique<Handle>(Handle{std::move(process)});
-  return std::unique_ptr<ChildProcess>(
-      new ChildProcess(io, std::move(handle), pid, read_end.release()));
+  return std::unique_ptr<ChildProcess>(new ChildProcess(io, std::move(handle), pid,
+                                                        read_end.release(), output_read.release()));
 }
 
 void ChildProcess::asyncWait(std::function<void(int wait_status)> on_exit) {

@@ -3,27 +3,35 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <functional>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace collectord {
 
-// What to run, and where its output goes.
+// What to run, and how.
 struct SpawnRequest {
   std::string executable;  // absolute path
   std::vector<std::string> args;
   std::string working_directory;
   std::vector<std::string> environment;  // "NAME=value", the child's whole environment
-  int output_fd = -1;                    // stdout and stderr go here
+  std::optional<int> nice;
+  std::optional<std::uint64_t> memory_limit;  // RLIMIT_AS, bytes
+  std::optional<std::uint64_t> cpu_seconds;   // RLIMIT_CPU
+  std::optional<std::uint64_t> max_open_files;
+  std::optional<unsigned> uid;  // switch to this account (and its groups) when root
+  std::optional<unsigned> gid;
 };
 
 // The descriptor number the child finds the progress pipe on (COLLECTOR_PROGRESS_FD).
 inline constexpr int kProgressFd = 3;
 
 // One collector child process: its own process group, stdin on /dev/null, stdout and stderr
-// on `output_fd`, the write end of the progress pipe on fd 3, no other descriptor, and
-// SIGKILL should the supervising thread die. Lives on one io_context thread.
+// into one pipe the supervisor reads, the write end of the progress pipe on fd 3, no other
+// descriptor, its limits and account applied, and SIGKILL should the supervising thread die.
+// Lives on one io_context thread.
 class ChildProcess {
  public:
   // Starts the child. Returns nullptr with `error` set when it cannot start (missing program,
@@ -35,6 +43,8 @@ class ChildProcess {
   int pid() const { return pid_; }
   // The read end of the progress pipe, non-blocking.
   boost::asio::posix::stream_descriptor& progress() { return progress_; }
+  // The read end of the stdout+stderr pipe, non-blocking.
+  boost::asio::posix::stream_descriptor& output() { return output_; }
   // Calls `on_exit` with the waitpid() status once the child has exited (not its group).
   void asyncWait(std::function<void(int wait_status)> on_exit);
   // Sends `sig` to the child's whole process group; false when the group is gone.
@@ -42,11 +52,13 @@ class ChildProcess {
 
  private:
   struct Handle;
-  ChildProcess(boost::asio::io_context& io, std::unique_ptr<Handle> handle, int pid, int read_fd);
+  ChildProcess(boost::asio::io_context& io, std::unique_ptr<Handle> handle, int pid,
+               int progress_fd, int output_fd);
 
   std::unique_ptr<Handle> handle_;
   int pid_;
   boost::asio::posix::stream_descriptor progress_;
+  boost::asio::posix::stream_descriptor output_;
 };
 
 }  // namespace collectord

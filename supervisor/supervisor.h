@@ -19,17 +19,33 @@ class ShuttingDownError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// A batch as created by a trigger, before anything has run.
+// What a trigger did, collector by collector.
 struct TriggerResult {
+  bool created = false;  // false when every collector was skipped: `batch` is then the batch
+                         // of the first skipped job
   BatchRecord batch;
   std::vector<JobRecord> jobs;  // in the order the collectors were named
+  std::vector<bool> skipped;    // per job: an already active run returned (overlap = skip)
+};
+
+enum class CancelOutcome {
+  kCancelled,        // it was queued: cancelled now
+  kCancelling,       // it is running: signalled, ends cancelled when its processes are gone
+  kAlreadyTerminal,  // nothing to cancel
+  kNotFound,
+};
+
+// A collector's live state, for GET /api/collectors.
+struct CollectorState {
+  std::string name;
+  int running = 0;
+  int queued = 0;
+  std::optional<std::string> active_job_id;  // the newest queued or running job
 };
 
 struct SupervisorOptions {
   // Progress updates are written to the store at most this often per burst.
   std::chrono::milliseconds flush_interval{100};
-  // Between SIGTERM and SIGKILL when the supervisor stops with jobs running.
-  std::chrono::milliseconds kill_grace{5000};
 };
 
 // Runs collectors and owns every active job's state on one thread of its own. Other threads
@@ -45,13 +61,26 @@ class Supervisor {
   // Resolves what a previous instance left active (running jobs fail, queued ones start),
   // then starts the supervision thread. Throws StoreError if the store is unreadable.
   void start();
-  // Stops taking triggers, terminates running jobs (SIGTERM, SIGKILL after kill_grace), ends
-  // them cancelled, writes everything to the store and joins the thread. Idempotent.
+  // Stops taking triggers, terminates running jobs (SIGTERM, SIGKILL after the configured
+  // shutdown_grace), ends them cancelled, writes everything to the store and joins the
+  // thread. Queued jobs stay queued for the next start. Idempotent.
   void stop();
 
-  // Creates a batch with one queued job per named collector (names must be configured) and
-  // starts them. Thread-safe. Throws StoreError, or ShuttingDownError once stop() has begun.
+  // Creates a batch with one queued job per named collector (names must be configured), or
+  // returns a collector's active job where its overlap mode is skip; queued jobs start as the
+  // limits allow, by priority then age. Thread-safe. Throws StoreError, or ShuttingDownError
+  // once stop() has begun.
   TriggerResult trigger(const std::vector<std::string>& collectors, Priority priority);
+  // Cancels one job, or every unfinished job of a batch. Thread-safe.
+  CancelOutcome cancelJob(const std::string& job_id);
+  CancelOutcome cancelBatch(const std::string& batch_id);
+  // Applies a new configuration: collectors, limits, log settings. Running jobs keep the
+  // settings they started with. Thread-safe.
+  void reload(Config config);
+  // The configuration in effect. Thread-safe.
+  std::shared_ptr<const Config> config() const;
+  // Every configured collector's live state, sorted by name. Thread-safe.
+  std::vector<CollectorState> collectorStates();
 
   // False once stop() has begun (readiness).
   bool accepting() const;

@@ -78,7 +78,8 @@ class SupervisorTest : public ::testing::Test {
   }
 
   void start() {
-    supervisor_ = std::make_unique<Supervisor>(config_, *store_, SupervisorOptions{100ms, 2000ms});
+    config_.shutdown_grace = 2000ms;
+    supervisor_ = std::make_unique<Supervisor>(config_, *store_, SupervisorOptions{100ms});
     supervisor_->start();
   }
 
