@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,13 @@ class ApiContext {
   virtual bool hasCollector(std::string_view name) const = 0;
   // Empty when the daemon can serve requests; otherwise why not (store down, shutting down).
   virtual std::string notReadyReason() = 0;
+  // See Supervisor::cancelJob / cancelBatch.
+  virtual CancelOutcome cancelJob(const std::string& job_id) = 0;
+  virtual CancelOutcome cancelBatch(const std::string& batch_id) = 0;
+  // The configuration in effect (replaced on reload).
+  virtual std::shared_ptr<const Config> config() const = 0;
+  // Every configured collector's live state, sorted by name.
+  virtual std::vector<CollectorState> collectorStates() = 0;
 };
 
 }  // namespace collectord::http

@@ -11,7 +11,12 @@ void addApiRoutes(Router& router, ApiContext& context, const Metrics& metrics,
   addJobRoutes(router, context);
   addLatestRoutes(router, context);
   addHistoryRoutes(router, context);
-  addDocsRoutes(router, docs_directory, open.docs ? Access::kPublic : Access::kRead);
+  addCancelRoutes(router, context);
+  addLogRoutes(router, context);
+  addCollectorListRoutes(router, context);
+  const Access docs = open.docs ? Access::kPublic : Access::kRead;
+  addDocsRoutes(router, docs_directory, docs);
+  addOpenApiRoutes(router, docs);
   addHealthRoutes(router, context, open.health ? Access::kPublic : Access::kRead);
   addMetricsRoutes(router, metrics, open.metrics ? Access::kPublic : Access::kRead);
 }

@@ -110,6 +110,7 @@ Response ApiService::handle(Request& request) const {
 }
 
 Response ApiService::route(Request& request, std::string& route_name) const {
+  if (request.transport_error) return *request.transport_error;
   Response error;
   std::string allow;
   if (request.method == "OPTIONS") {

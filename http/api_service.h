@@ -29,6 +29,8 @@ class ApiService {
              CorsPolicy cors, RateLimiter& limiter, Metrics& metrics);
 
   Response handle(Request& request) const;
+  // Counts a request refused before it could be parsed (malformed, too large headers).
+  void countUnparsed(int status) const { metrics_.httpRequest("unparsed", status); }
   // Replaces the credentials in effect (configuration reload); requests in flight finish with
   // the old ones.
   void setAuthenticator(std::shared_ptr<const Authenticator> auth);

@@ -14,5 +14,12 @@ void addBatchRoutes(Router& router, ApiContext& context);
 void addJobRoutes(Router& router, ApiContext& context);
 void addLatestRoutes(Router& router, ApiContext& context);
 void addHistoryRoutes(Router& router, ApiContext& context);
+// POST .../job/{job_id}/cancel, POST .../batch/{batch_id}/cancel, and DELETE on the job and
+// batch resources.
+void addCancelRoutes(Router& router, ApiContext& context);
+// GET /api/collectors/runs/job/{job_id}/log?offset=N&limit=M or ?tail=N.
+void addLogRoutes(Router& router, ApiContext& context);
+// GET /api/collectors: every configured collector, its settings and runs.
+void addCollectorListRoutes(Router& router, ApiContext& context);
 
 }  // namespace collectord::http

@@ -6,11 +6,11 @@
 
 namespace collectord::http {
 
-// ApiContext over the real parts: the configuration, the store, the supervisor.
+// ApiContext over the real parts: the store and the supervisor (which holds the configuration
+// in effect, replaced on reload).
 class DaemonContext final : public ApiContext {
  public:
-  DaemonContext(const Config& config, JobStore& store, Supervisor& supervisor)
-      : config_(config), store_(store), supervisor_(supervisor) {}
+  DaemonContext(JobStore& store, Supervisor& supervisor) : store_(store), supervisor_(supervisor) {}
 
   JobStore& store() override { return store_; }
   TriggerResult trigger(const std::vector<std::string>& collectors, Priority priority) override {
@@ -18,12 +18,20 @@ class DaemonContext final : public ApiContext {
   }
   std::vector<std::string> collectorNames() const override {
     std::vector<std::string> names;
-    for (const CollectorConfig& c : config_.collectors) names.push_back(c.name);
+    for (const CollectorConfig& c : supervisor_.config()->collectors) names.push_back(c.name);
     return names;  // config keeps collectors sorted by name
   }
   bool hasCollector(std::string_view name) const override {
-    return config_.findCollector(name) != nullptr;
+    return supervisor_.config()->findCollector(name) != nullptr;
   }
+  CancelOutcome cancelJob(const std::string& job_id) override {
+    return supervisor_.cancelJob(job_id);
+  }
+  CancelOutcome cancelBatch(const std::string& batch_id) override {
+    return supervisor_.cancelBatch(batch_id);
+  }
+  std::shared_ptr<const Config> config() const override { return supervisor_.config(); }
+  std::vector<CollectorState> collectorStates() override { return supervisor_.collectorStates(); }
   std::string notReadyReason() override {
     if (!supervisor_.accepting()) return "collectord is shutting down";
     try {
@@ -35,7 +43,6 @@ class DaemonContext final : public ApiContext {
   }
 
  private:
-  const Config& config_;
   JobStore& store_;
   Supervisor& supervisor_;
 };

@@ -38,6 +38,7 @@ std::string titleOf(const fs::path& file) {
   std::ifstream in(file);
   std::string line;
   while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF files
     if (line.rfind("# ", 0) == 0) return line.substr(2);
   }
   return file.stem().string();

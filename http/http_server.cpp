@@ -29,16 +29,23 @@ using Poco::Net::HTTPServerRequestImpl;
 using Poco::Net::HTTPServerResponseImpl;
 using Poco::Net::HTTPServerSession;
 
-// Reads at most `limit` bytes of body; false when there is more.
-bool readBody(std::istream& in, std::size_t limit, std::string& body) {
+enum class BodyRead { kWhole, kTooLarge, kCutShort };
+
+// Reads at most `limit` bytes of body. A declared length that never arrives (the client
+// stalled past the timeout, or closed) is kCutShort.
+BodyRead readBody(Poco::Net::HTTPServerRequest& raw, std::size_t limit, std::string& body) {
+  std::istream& in = raw.stream();
   char chunk[8192];
   while (in) {
     in.read(chunk, sizeof chunk);
     const auto n = static_cast<std::size_t>(in.gcount());
-    if (body.size() + n > limit) return false;
+    if (body.size() + n > limit) return BodyRead::kTooLarge;
     body.append(chunk, n);
   }
-  return true;
+  if (raw.hasContentLength() && static_cast<Poco::Int64>(body.size()) < raw.getContentLength64()) {
+    return BodyRead::kCutShort;
+  }
+  return BodyRead::kWhole;
 }
 
 void send(Poco::Net::HTTPServerResponse& out, const Response& response) {
@@ -135,9 +142,11 @@ class ApiConnection final : public Poco::Net::TCPServerConnection {
     try {
       HTTPServerResponseImpl response(session);
       response.setVersion(Poco::Net::HTTPMessage::HTTP_1_1);
+      response.setDate(Poco::Timestamp());
       response.setKeepAlive(false);
       send(response, error);
       session.setKeepAlive(false);
+      server_.service.countUnparsed(error.status);
       server_.log.information("- - %d client=%s", error.status,
                               socket().peerAddress().host().toString());
     } catch (const Poco::Exception& e) {
@@ -211,30 +220,41 @@ void HttpServer::Impl::serve(Poco::Net::HTTPServerRequest& raw, Poco::Net::HTTPS
 
 Response HttpServer::Impl::respond(Poco::Net::HTTPServerRequest& raw, Request& request,
                                    bool& drop_connection) {
-  Poco::URI uri;
+  for (const auto& [name, value] : raw) request.headers.emplace_back(name, value);
   try {
-    uri = Poco::URI(raw.getURI());
+    Poco::URI uri(raw.getURI());
     request.path = uri.getPath();
     request.query = uri.getQueryParameters();
+    if (request.path.empty() || request.path.front() != '/') {
+      request.transport_error = errorResponse(400, "Malformed request URI");
+    }
   } catch (const Poco::SyntaxException& e) {
-    return errorResponse(400, "Malformed request URI: " + e.message());
+    request.transport_error = errorResponse(400, "Malformed request URI: " + e.message());
   }
-  if (request.path.empty() || request.path.front() != '/') {
-    return errorResponse(400, "Malformed request URI");
-  }
-  for (const auto& [name, value] : raw) request.headers.emplace_back(name, value);
   const std::string too_large =
       "Request body is larger than " + std::to_string(options.max_body_bytes) + " bytes";
-  if (raw.hasContentLength() &&
-      raw.getContentLength64() > static_cast<Poco::Int64>(options.max_body_bytes)) {
-    drop_connection = true;
-    return errorResponse(413, too_large);
-  }
   // Without a length or chunking a request has no body (RFC 9112 6.3); Poco would read to EOF.
   const bool has_body = raw.hasContentLength() || raw.getChunkedTransferEncoding();
-  if (has_body && !readBody(raw.stream(), options.max_body_bytes, request.body)) {
+  if (request.transport_error) {
+    drop_connection = has_body;
+  } else if (raw.hasContentLength() &&
+             raw.getContentLength64() > static_cast<Poco::Int64>(options.max_body_bytes)) {
     drop_connection = true;
-    return errorResponse(413, too_large);
+    request.transport_error = errorResponse(413, too_large);
+  } else if (has_body) {
+    switch (readBody(raw, options.max_body_bytes, request.body)) {
+      case BodyRead::kWhole: break;
+      case BodyRead::kTooLarge:
+        drop_connection = true;
+        request.transport_error = errorResponse(413, too_large);
+        break;
+      case BodyRead::kCutShort:
+        drop_connection = true;
+        request.transport_error = errorResponse(
+            408, "Request timed out: the client sent nothing for " +
+                     std::to_string(options.timeout_seconds) + " s");
+        break;
+    }
   }
   return service.handle(request);
 }

@@ -1,11 +1,20 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace collectord::http {
+
+// What a handler returns; the server writes it.
+struct Response {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+};
 
 // What a handler sees of a request: already routed, body read and bounded.
 struct Request {
@@ -17,6 +26,9 @@ struct Request {
   std::string body;
   std::string client;  // peer address
   std::string identity;  // who was authenticated, for the access log ("" when nobody)
+  // Set by the transport when the request could not be read whole; the pipeline answers it
+  // (with CORS headers and metrics like any other response).
+  std::optional<Response> transport_error;
 
   // The first value of header `name` (case-insensitive), or nullptr when absent.
   const std::string* header(const std::string& name) const;
@@ -25,14 +37,6 @@ struct Request {
 
   // The last value of query parameter `name`, or nullptr when absent.
   const std::string* queryParam(const std::string& name) const;
-};
-
-// What a handler returns; the server writes it.
-struct Response {
-  int status = 200;
-  std::string body;
-  std::string content_type = "application/json";
-  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // {"error": message} with `status`: the one shape of every error the API returns.

@@ -86,9 +86,18 @@ Response trigger(ApiContext& context, const Request& request) {
   auto out = orderedObject();
   out->set("batch_id", result.batch.batch_id);
   Poco::JSON::Array::Ptr jobs = new Poco::JSON::Array;
-  for (const JobRecord& job : result.jobs) jobs->add(triggeredJobView(job));
+  for (std::size_t i = 0; i < result.jobs.size(); ++i) {
+    auto view = triggeredJobView(result.jobs[i]);
+    if (result.skipped[i]) {
+      // overlap = skip: the collector's active run, which may belong to another batch.
+      view->set("skipped", true);
+      view->set("batch_id", result.jobs[i].batch_id);
+    }
+    jobs->add(view);
+  }
   out->set("collectors", jobs);
-  return Response{201, toJson(out), "application/json", {}};
+  // 201 when a batch was created; 200 when every collector was skipped and nothing was.
+  return Response{result.created ? 201 : 200, toJson(out), "application/json", {}};
 }
 
 }  // namespace

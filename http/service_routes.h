@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "api_context.h"
 #include "metrics.h"
@@ -15,5 +16,11 @@ void addDocsRoutes(Router& router, const std::string& directory, Access access);
 void addHealthRoutes(Router& router, ApiContext& context, Access access);
 // GET /metrics in the Prometheus text format.
 void addMetricsRoutes(Router& router, const Metrics& metrics, Access access);
+// GET /api/openapi.json: openApiDocument() as application/json.
+void addOpenApiRoutes(Router& router, Access access);
+
+// The OpenAPI 3.1 document of every route above and in collector_routes.h (http/openapi.json,
+// embedded at build time). Valid JSON; lives as long as the program.
+std::string_view openApiDocument();
 
 }  // namespace collectord::http

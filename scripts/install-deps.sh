@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libpoco-dev libboost1.81-dev libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev libpq-dev
+  libpoco-dev libboost1.81-dev libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev libpq-dev libicu-dev
   python3 curl sqlite3 openssl
   # Tests: response schemas, metrics parsing, the browser check of CORS.
   python3-jsonschema python3-prometheus-client chromium

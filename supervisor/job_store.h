@@ -38,6 +38,8 @@ class JobStore {
   virtual std::optional<JobRecord> findJob(const std::string& job_id) = 0;
   // The collector's queued or running job if it has one, else its most recent job.
   virtual std::optional<JobRecord> latestRun(const std::string& collector) = 0;
+  // The collector's most recent completed, failed or cancelled job.
+  virtual std::optional<JobRecord> lastFinishedRun(const std::string& collector) = 0;
   // The most recent jobs, newest first.
   virtual std::vector<JobRecord> history(int limit) = 0;
   // Every queued or running job, oldest first (for restart recovery).

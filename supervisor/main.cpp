@@ -14,7 +14,12 @@
 #include <Poco/Util/OptionSet.h>
 #include <Poco/Util/ServerApplication.h>
 
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
 #include <cstdio>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -60,6 +65,64 @@ http::AuthSettings authSettingsOf(const Config& config) {
   settings.jwt_audience = config.jwt_audience;
   return settings;
 }
+
+// Waits for SIGHUP on a thread of its own and reloads: the collectors, limits and credentials.
+// An invalid new configuration is rejected whole; the old one stays in effect.
+class ReloadOnHangup {
+ public:
+  ReloadOnHangup(std::string config_path, Supervisor& supervisor, http::ApiService& service)
+      : path_(std::move(config_path)), supervisor_(supervisor), service_(service),
+        thread_([this] { run(); }) {}
+  ~ReloadOnHangup() {
+    stop_ = true;
+    thread_.join();
+  }
+
+  // SIGHUP must be blocked in every thread before any exists, so only sigwait sees it.
+  static void blockSignal() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  }
+
+ private:
+  void run() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    const timespec tick{0, 200'000'000};
+    while (!stop_) {
+      if (sigtimedwait(&set, nullptr, &tick) == SIGHUP) reload();
+    }
+  }
+
+  void reload() {
+    Poco::Logger& log = Poco::Logger::get("collectord");
+    log.information("SIGHUP: reloading %s", path_);
+    ConfigResult loaded = loadConfig(path_);
+    if (!loaded.config) {
+      for (const ConfigProblem& p : loaded.problems) log.error("reload rejected: %s", p.toString());
+      return;
+    }
+    std::string error;
+    auto auth = http::Authenticator::load(authSettingsOf(*loaded.config), error);
+    if (!auth) {
+      log.error("reload rejected: %s", error);
+      return;
+    }
+    const auto n = loaded.config->collectors.size();
+    supervisor_.reload(std::move(*loaded.config));
+    service_.setAuthenticator(std::move(auth));
+    log.information("reloaded: %z collectors; running jobs keep their settings", n);
+  }
+
+  std::string path_;
+  Supervisor& supervisor_;
+  http::ApiService& service_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 // Writes the bound port to `path` atomically, so a reader never sees a half-written number.
 void writePortFile(const std::string& path, int port) {
@@ -133,6 +196,7 @@ class CollectordApp final : public Poco::Util::ServerApplication {
 
  private:
   int serve(const Config& config, std::shared_ptr<const http::Authenticator> authenticator) {
+    ReloadOnHangup::blockSignal();  // before the first thread (logging starts one)
     setUpLogging(config);
     Poco::Logger& log = Poco::Logger::get("collectord");
     log.information("collectord starting with %s (%z collectors)", config.file,
@@ -148,7 +212,7 @@ class CollectordApp final : public Poco::Util::ServerApplication {
       SqliteJobStore store(config.sqlite_path);
       Supervisor supervisor(config, store, {}, &metrics);
       supervisor.start();
-      http::DaemonContext context(config, store, supervisor);
+      http::DaemonContext context(store, supervisor);
       http::Router router;
       http::addApiRoutes(router, context, metrics, config.docs_directory,
                          {config.public_docs, config.public_health, config.public_metrics});
@@ -171,6 +235,7 @@ class CollectordApp final : public Poco::Util::ServerApplication {
                       config.http_address, server.port());
       if (!port_file_.empty()) writePortFile(port_file_, server.port());
 
+      ReloadOnHangup reloader(config.file, supervisor, service);
       waitForTerminationRequest();
 
       log.information("stopping");

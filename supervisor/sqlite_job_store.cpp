@@ -360,6 +360,17 @@ std::optional<JobRecord> SqliteJobStore::latestRun(const std::string& collector)
   });
 }
 
+std::optional<JobRecord> SqliteJobStore::lastFinishedRun(const std::string& collector) {
+  return guarded("cannot read the last finished run", [&]() -> std::optional<JobRecord> {
+    auto jobs = queryJobs(
+        "WHERE collector = ? AND status IN ('completed', 'failed', 'cancelled') "
+        "ORDER BY started_at DESC LIMIT ?",
+        collector, 1);
+    if (jobs.empty()) return std::nullopt;
+    return std::move(jobs.front());
+  });
+}
+
 std::vector<JobRecord> SqliteJobStore::history(int limit) {
   return guarded("cannot read the history", [&] {
     return queryJobs("ORDER BY started_at DESC, batch_id DESC, position LIMIT ?", "", limit);

@@ -29,6 +29,7 @@ class SqliteJobStore final : public JobStore {
   std::vector<JobRecord> jobsOfBatch(const std::string& batch_id) override;
   std::optional<JobRecord> findJob(const std::string& job_id) override;
   std::optional<JobRecord> latestRun(const std::string& collector) override;
+  std::optional<JobRecord> lastFinishedRun(const std::string& collector) override;
   std::vector<JobRecord> history(int limit) override;
   std::vector<JobRecord> activeJobs() override;
   void ping() override;

@@ -120,7 +120,7 @@ TEST_F(BadInput, RejectsAPriorityOtherThanHighNormalOrLow) {
 TEST_F(BadInput, AnswersAnUnknownRouteWithNotFoundNamingThePath) {
   auto client = daemon_->client();
 
-  for (const char* path : {"/", "/api", "/api/collectors", "/api/collectors/runs",
+  for (const char* path : {"/", "/api", "/api/collectors/", "/api/collectors/runs",
                            "/api/collectors/runs/unknown/x", "/api/collectors/running"}) {
     EXPECT_TRUE(IsErrorResponse(client.get(path), 404, std::string("Not found: ") + path))
         << "GET " << path;
@@ -144,8 +144,11 @@ TEST_F(BadInput, AnswersAWrongMethodWithMethodNotAllowedAndTheAllowHeader) {
       {"PUT", "/api/collectors/run", "POST"},
       {"DELETE", "/api/collectors/run", "POST"},
       {"POST", "/api/collectors/runs/latest", "GET"},
-      {"DELETE", "/api/collectors/runs/batch/bc_12345678", "GET"},
-      {"PUT", "/api/collectors/runs/job/ni_12345678", "GET"},
+      {"PUT", "/api/collectors/runs/batch/bc_12345678", "GET, DELETE"},
+      {"PUT", "/api/collectors/runs/job/ni_12345678", "GET, DELETE"},
+      {"GET", "/api/collectors/runs/job/ni_12345678/cancel", "POST"},
+      {"DELETE", "/api/collectors/runs/job/ni_12345678/log", "GET"},
+      {"POST", "/api/collectors", "GET"},
   };
   for (const auto& c : cases) {
     // A valid trigger body, so that a method mix-up cannot start a run unnoticed.

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 
 #include "api_checks.h"
@@ -29,182 +30,130 @@ Object::Ptr runToEnd(const HttpClient& client, const std::string& name) {
   return job.object();
 }
 
-TEST(CollectorOutcome, ExitZeroWithoutMessagesCompletesWithTheDefaultMessage) {
-  TempDir dir;
-  DaemonConfig config(dir);
-  config.addCollector("ninja", "exit 0\n");
-  Daemon daemon(config);
+// One outcome: the script, and the fields of the job's final JSON as jsonOf renders them.
+// `error_prefix`, when set, replaces an exact "error" for errors with a free-form tail.
+struct Outcome {
+  std::string name;  // the test's name
+  std::string script;
+  Keys expected;  // field -> jsonOf rendering
+  std::string error_prefix;
+};
 
-  auto job = runToEnd(daemon.client(), "ninja");
+std::ostream& operator<<(std::ostream& out, const Outcome& outcome) { return out << outcome.name; }
 
-  EXPECT_EQ(jsonOf(*job, "status"), jsonString("completed"));
-  EXPECT_EQ(jsonOf(*job, "progress_percent"), "100");
-  EXPECT_EQ(jsonOf(*job, "message"), jsonString("Collection completed"));
-  EXPECT_EQ(jsonOf(*job, "error"), "null");
-}
+std::string quoted(const std::string& text) { return jsonString(text); }
 
-TEST(CollectorOutcome, ExitZeroKeepsTheLastReportedMessageAndSetsProgressTo100) {
-  TempDir dir;
-  DaemonConfig config(dir);
-  config.addCollector("ninja", R"sh(
+const Outcome kOutcomes[] = {
+    {"ExitZeroWithoutMessagesCompletesWithTheDefaultMessage",
+     "exit 0\n",
+     {{"status", quoted("completed")},
+      {"progress_percent", "100"},
+      {"message", quoted("Collection completed")},
+      {"error", "null"}},
+     ""},
+    {"ExitZeroKeepsTheLastReportedMessageAndSetsProgressTo100",
+     R"sh(
 printf '{"progress": 20, "message": "Processing devices..."}\n' >&3
 printf '{"progress": 80, "message": "Saving to database..."}\n' >&3
 exit 0
-)sh");
-  Daemon daemon(config);
-
-  auto job = runToEnd(daemon.client(), "ninja");
-
-  EXPECT_EQ(jsonOf(*job, "status"), jsonString("completed"));
-  EXPECT_EQ(jsonOf(*job, "progress_percent"), "100");
-  EXPECT_EQ(jsonOf(*job, "message"), jsonString("Saving to database..."));
-  EXPECT_EQ(jsonOf(*job, "error"), "null");
-}
-
-TEST(CollectorOutcome, NonZeroExitFailsWithTheExitCode) {
-  TempDir dir;
-  DaemonConfig config(dir);
-  config.addCollector("ninja", "exit 3\n");
-  Daemon daemon(config);
-
-  auto job = runToEnd(daemon.client(), "ninja");
-
-  EXPECT_EQ(jsonOf(*job, "status"), jsonString("failed"));
-  EXPECT_EQ(jsonOf(*job, "error"), jsonString("exit code 3"));
-  EXPECT_EQ(jsonOf(*job, "batch_status"), jsonString("failed"));
-  EXPECT_EQ(jsonOf(*job, "batch_progress_percent"), "100");
-  EXPECT_EQ(jsonOf(*job, "batch_message"), jsonString("1 of 1 collector failed"));
-}
-
-TEST(CollectorOutcome, ReportedFailureWithExitZeroFailsWithTheReportedError) {
-  TempDir dir;
-  DaemonConfig config(dir);
-  config.addCollector("ninja", R"sh(
+)sh",
+     {{"status", quoted("completed")},
+      {"progress_percent", "100"},
+      {"message", quoted("Saving to database...")},
+      {"error", "null"}},
+     ""},
+    {"NonZeroExitFailsWithTheExitCode",
+     "exit 3\n",
+     {{"status", quoted("failed")},
+      {"error", quoted("exit code 3")},
+      {"batch_status", quoted("failed")},
+      {"batch_progress_percent", "100"},
+      {"batch_message", quoted("1 of 1 collector failed")}},
+     ""},
+    {"ReportedFailureWithExitZeroFailsWithTheReportedError",
+     R"sh(
 printf '{"progress": 30, "message": "Calling API"}\n' >&3
 printf '{"status": "failed", "error": "API returned 401"}\n' >&3
 exit 0
-)sh");
-  Daemon daemon(config);
-
-  auto job = runToEnd(daemon.client(), "ninja");
-
-  EXPECT_EQ(jsonOf(*job, "status"), jsonString("failed"));
-  EXPECT_EQ(jsonOf(*job, "error"), jsonString("API returned 401"));
-  EXPECT_EQ(jsonOf(*job, "batch_status"), jsonString("failed"));
-}
-
-TEST(CollectorOutcome, ReportedFailureWithoutAnErrorFailsWithAGenericError) {
-  TempDir dir;
-  DaemonConfig config(dir);
-  config.addCollector("ninja", R"sh(
+)sh",
+     {{"status", quoted("failed")},
+      {"error", quoted("API returned 401")},
+      {"batch_status", quoted("failed")}},
+     ""},
+    {"ReportedFailureWithoutAnErrorFailsWithAGenericError",
+     R"sh(
 printf '{"status": "failed"}\n' >&3
 exit 0
-)sh");
-  Daemon daemon(config);
-
-  auto job = runToEnd(daemon.client(), "ninja");
-
-  EXPECT_EQ(jsonOf(*job, "status"), jsonString("failed"));
-  EXPECT_EQ(jsonOf(*job, "error"), jsonString("collector reported failure"));
-}
-
-TEST(CollectorOutcome, ReportedErrorWinsOverTheExitCode) {
-  TempDir dir;
-  DaemonConfig config(dir);
-  config.addCollector("ninja", R"sh(
+)sh",
+     {{"status", quoted("failed")}, {"error", quoted("collector reported failure")}},
+     ""},
+    {"ReportedErrorWinsOverTheExitCode",
+     R"sh(
 printf '{"status": "failed", "error": "database is locked"}\n' >&3
 exit 2
-)sh");
-  Daemon daemon(config);
-
-  auto job = runToEnd(daemon.client(), "ninja");
-
-  EXPECT_EQ(jsonOf(*job, "status"), jsonString("failed"));
-  EXPECT_EQ(jsonOf(*job, "error"), jsonString("database is locked"));
-}
-
-TEST(CollectorOutcome, ReportedErrorWinsOverTheKillingSignal) {
-  TempDir dir;
-  DaemonConfig config(dir);
-  config.addCollector("ninja", R"sh(
+)sh",
+     {{"status", quoted("failed")}, {"error", quoted("database is locked")}},
+     ""},
+    {"ReportedErrorWinsOverTheKillingSignal",
+     R"sh(
 printf '{"status": "failed", "error": "out of memory"}\n' >&3
 kill -9 $$
-)sh");
-  Daemon daemon(config);
-
-  auto job = runToEnd(daemon.client(), "ninja");
-
-  EXPECT_EQ(jsonOf(*job, "status"), jsonString("failed"));
-  EXPECT_EQ(jsonOf(*job, "error"), jsonString("out of memory"));
-}
-
-TEST(CollectorOutcome, NonZeroExitAfterReportingCompletedFails) {
-  TempDir dir;
-  DaemonConfig config(dir);
-  config.addCollector("ninja", R"sh(
+)sh",
+     {{"status", quoted("failed")}, {"error", quoted("out of memory")}},
+     ""},
+    {"NonZeroExitAfterReportingCompletedFails",
+     R"sh(
 printf '{"status": "completed", "progress": 100, "message": "Collection completed"}\n' >&3
 exit 5
-)sh");
-  Daemon daemon(config);
+)sh",
+     {{"status", quoted("failed")}, {"error", quoted("exit code 5")}},
+     ""},
+    {"DeathBySigkillFailsNamingTheSignal",
+     "kill -9 $$\n",
+     {{"status", quoted("failed")}, {"error", quoted("killed by signal 9 (SIGKILL)")}},
+     ""},
+    {"DeathBySigtermFailsNamingTheSignal",
+     "kill -TERM $$\n",
+     {{"status", quoted("failed")}, {"error", quoted("killed by signal 15 (SIGTERM)")}},
+     ""},
+    {"DeathBySigsegvFailsNamingTheSignal",
+     "ulimit -c 0\nkill -SEGV $$\n",
+     {{"status", quoted("failed")}, {"error", quoted("killed by signal 11 (SIGSEGV)")}},
+     ""},
+    // The file exists and is executable, so the config is valid; exec fails on the interpreter.
+    {"CommandThatCannotBeExecutedFailsToStart",
+     "#!/nonexistent/interpreter\nexit 0\n",
+     {{"status", quoted("failed")}},
+     "failed to start: "},
+};
 
-  auto job = runToEnd(daemon.client(), "ninja");
+class CollectorOutcome : public ::testing::TestWithParam<Outcome> {};
 
-  EXPECT_EQ(jsonOf(*job, "status"), jsonString("failed"));
-  EXPECT_EQ(jsonOf(*job, "error"), jsonString("exit code 5"));
-}
-
-TEST(CollectorOutcome, DeathBySigkillFailsNamingTheSignal) {
+TEST_P(CollectorOutcome, FinalJobFields) {
+  const Outcome& outcome = GetParam();
   TempDir dir;
   DaemonConfig config(dir);
-  config.addCollector("ninja", "kill -9 $$\n");
+  config.addCollector("ninja", outcome.script);
   Daemon daemon(config);
 
   auto job = runToEnd(daemon.client(), "ninja");
 
-  EXPECT_EQ(jsonOf(*job, "status"), jsonString("failed"));
-  EXPECT_EQ(jsonOf(*job, "error"), jsonString("killed by signal 9 (SIGKILL)"));
+  for (const auto& [field, rendered] : outcome.expected) {
+    EXPECT_EQ(jsonOf(*job, field), rendered) << field;
+  }
+  if (!outcome.error_prefix.empty()) {
+    std::string error = stringField(*job, "error");
+    EXPECT_EQ(error.rfind(outcome.error_prefix, 0), 0u) << error;
+    EXPECT_GT(error.size(), outcome.error_prefix.size()) << "the reason is missing";
+  }
 }
 
-TEST(CollectorOutcome, DeathBySigtermFailsNamingTheSignal) {
-  TempDir dir;
-  DaemonConfig config(dir);
-  config.addCollector("ninja", "kill -TERM $$\n");
-  Daemon daemon(config);
+INSTANTIATE_TEST_SUITE_P(Scripts, CollectorOutcome, ::testing::ValuesIn(kOutcomes),
+                         [](const ::testing::TestParamInfo<Outcome>& param) {
+                           return param.param.name;
+                         });
 
-  auto job = runToEnd(daemon.client(), "ninja");
-
-  EXPECT_EQ(jsonOf(*job, "status"), jsonString("failed"));
-  EXPECT_EQ(jsonOf(*job, "error"), jsonString("killed by signal 15 (SIGTERM)"));
-}
-
-TEST(CollectorOutcome, DeathBySigsegvFailsNamingTheSignal) {
-  TempDir dir;
-  DaemonConfig config(dir);
-  config.addCollector("ninja", "ulimit -c 0\nkill -SEGV $$\n");
-  Daemon daemon(config);
-
-  auto job = runToEnd(daemon.client(), "ninja");
-
-  EXPECT_EQ(jsonOf(*job, "status"), jsonString("failed"));
-  EXPECT_EQ(jsonOf(*job, "error"), jsonString("killed by signal 11 (SIGSEGV)"));
-}
-
-TEST(CollectorOutcome, CommandThatCannotBeExecutedFailsToStart) {
-  TempDir dir;
-  DaemonConfig config(dir);
-  // The file exists and is executable, so the config is valid; exec fails on the interpreter.
-  config.addCollector("ninja", "#!/nonexistent/interpreter\nexit 0\n");
-  Daemon daemon(config);
-
-  auto job = runToEnd(daemon.client(), "ninja");
-
-  EXPECT_EQ(jsonOf(*job, "status"), jsonString("failed"));
-  std::string error = stringField(*job, "error");
-  EXPECT_EQ(error.rfind("failed to start: ", 0), 0u) << error;
-  EXPECT_GT(error.size(), std::string("failed to start: ").size()) << "the reason is missing";
-}
-
-TEST(CollectorOutcome, PluginCollectorFailsAsNotSupportedYet) {
+TEST(CollectorOutcomeConfig, PluginCollectorFailsAsNotSupportedYet) {
   TempDir dir;
   DaemonConfig config(dir);
   writeFile(config.collectorsDir() + "/plugins/libninja.so", "");

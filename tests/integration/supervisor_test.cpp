@@ -41,6 +41,9 @@ class CountingStore final : public JobStore {
   std::optional<JobRecord> findJob(const std::string& id) override { return real_.findJob(id); }
   std::optional<JobRecord> latestRun(const std::string& c) override { return real_.latestRun(c); }
   std::vector<JobRecord> history(int limit) override { return real_.history(limit); }
+  std::optional<JobRecord> lastFinishedRun(const std::string& c) override {
+    return real_.lastFinishedRun(c);
+  }
   std::vector<JobRecord> activeJobs() override { return real_.activeJobs(); }
   void ping() override { real_.ping(); }
 

@@ -5,6 +5,8 @@
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/SocketAddress.h>
 #include <Poco/StreamCopier.h>
 #include <Poco/String.h>
 #include <fcntl.h>
@@ -24,6 +26,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
@@ -111,6 +114,52 @@ std::string quoteJson(const std::string& text) {
   std::ostringstream out;
   Poco::JSON::Stringifier::formatString(text, out);
   return out.str();
+}
+
+// A server may close a connection the test is still writing to (a refused body): that must be
+// an error code for the test to look at, not a SIGPIPE that ends the test binary.
+void ignoreSigpipe() {
+  static std::once_flag once;
+  std::call_once(once, [] { ::signal(SIGPIPE, SIG_IGN); });
+}
+
+void parseJsonBody(HttpResponse& result) {
+  if (result.body.empty()) return;
+  try {
+    Poco::JSON::Parser parser;
+    result.json = parser.parse(result.body);
+  } catch (const Poco::Exception&) {
+    result.json.clear();  // not JSON: tests look at `body`
+  }
+}
+
+// `bytes` as one HTTP response, or nullopt while it is not whole (or is not HTTP at all).
+// `closed`: nothing more will come, so a body without Content-Length ends here.
+std::optional<HttpResponse> parseRawResponse(const std::string& bytes, bool closed) {
+  const auto end = bytes.find("\r\n\r\n");
+  if (end == std::string::npos) return std::nullopt;
+  Poco::Net::HTTPResponse head;
+  try {
+    std::istringstream in(bytes.substr(0, end + 4));
+    head.read(in);
+  } catch (const Poco::Exception&) {
+    return std::nullopt;
+  }
+  std::string body = bytes.substr(end + 4);
+  if (head.hasContentLength()) {
+    const auto length = static_cast<std::size_t>(head.getContentLength64());
+    if (body.size() < length) return std::nullopt;
+    body.resize(length);
+  } else if (!closed) {
+    return std::nullopt;
+  }
+  HttpResponse result;
+  result.status = static_cast<int>(head.getStatus());
+  result.reason = head.getReason();
+  for (const auto& [name, value] : head) result.headers.emplace_back(name, value);
+  result.body = std::move(body);
+  parseJsonBody(result);
+  return result;
 }
 
 constexpr std::string_view kReleasePrelude = R"(#!/bin/sh
@@ -457,6 +506,7 @@ HttpResponse HttpClient::options(const std::string& path, const Keys& headers) c
 HttpResponse HttpClient::request(const std::string& method, const std::string& path,
                                  const std::optional<std::string>& body,
                                  const Keys& headers) const {
+  ignoreSigpipe();
   Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port_));
   session.setTimeout(Poco::Timespan(10, 0));
   Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
@@ -464,6 +514,7 @@ HttpResponse HttpClient::request(const std::string& method, const std::string& p
     request.setContentType("application/json");
     request.setContentLength(static_cast<std::streamsize>(body->size()));
   }
+  for (const auto& [name, value] : default_headers_) request.set(name, value);
   for (const auto& [name, value] : headers) request.set(name, value);
   std::ostream& out = session.sendRequest(request);
   if (body) out << *body;
@@ -472,16 +523,73 @@ HttpResponse HttpClient::request(const std::string& method, const std::string& p
   std::istream& in = session.receiveResponse(response);
   HttpResponse result;
   result.status = static_cast<int>(response.getStatus());
+  result.reason = response.getReason();
   for (const auto& [name, value] : response) result.headers.emplace_back(name, value);
   Poco::StreamCopier::copyToString(in, result.body);
-  if (!result.body.empty()) {
-    try {
-      Poco::JSON::Parser parser;
-      result.json = parser.parse(result.body);
-    } catch (const Poco::Exception&) {
-      result.json.clear();  // not JSON: tests look at `body`
+  parseJsonBody(result);
+  return result;
+}
+
+HttpClient HttpClient::withHeaders(const Keys& headers) const {
+  HttpClient copy = *this;
+  copy.default_headers_.insert(copy.default_headers_.end(), headers.begin(), headers.end());
+  return copy;
+}
+
+Poco::Net::StreamSocket HttpClient::connect() const {
+  ignoreSigpipe();
+  Poco::Net::StreamSocket socket;
+  socket.connect(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(port_)),
+                 Poco::Timespan(10, 0));
+  socket.setSendTimeout(Poco::Timespan(10, 0));
+  socket.setReceiveTimeout(Poco::Timespan(10, 0));
+  return socket;
+}
+
+RawExchange HttpClient::raw(std::string_view bytes, std::chrono::milliseconds timeout) const {
+  Poco::Net::StreamSocket socket = connect();
+  try {
+    std::size_t sent = 0;
+    while (sent < bytes.size()) {
+      int n = socket.sendBytes(bytes.data() + sent, static_cast<int>(bytes.size() - sent));
+      if (n <= 0) break;
+      sent += static_cast<std::size_t>(n);
     }
+  } catch (const Poco::Exception&) {
+    // The server stopped reading (it refused what came so far): its answer may still be there.
   }
+  return readRawResponse(socket, timeout);
+}
+
+RawExchange readRawResponse(Poco::Net::StreamSocket& socket, std::chrono::milliseconds timeout) {
+  RawExchange result;
+  const auto started = Clock::now();
+  const auto deadline = started + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      result.timed_out = true;
+      break;
+    }
+    try {
+      if (!socket.poll(Poco::Timespan(left.count()), Poco::Net::Socket::SELECT_READ)) continue;
+      char buffer[8192];
+      const int n = socket.receiveBytes(buffer, sizeof buffer);
+      if (n <= 0) {
+        result.closed = true;
+        break;
+      }
+      result.received.append(buffer, static_cast<std::size_t>(n));
+    } catch (const Poco::Exception&) {
+      result.closed = true;  // reset by the peer
+      break;
+    }
+    result.response = parseRawResponse(result.received, false);
+    if (result.response) break;
+  }
+  if (!result.response) result.response = parseRawResponse(result.received, result.closed);
+  result.elapsed =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
   return result;
 }
 

@@ -6,6 +6,7 @@
 
 #include <Poco/Dynamic/Var.h>
 #include <Poco/JSON/Object.h>
+#include <Poco/Net/StreamSocket.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -154,6 +155,7 @@ class Daemon {
 // One HTTP exchange. `json` holds the parsed body when it is JSON, and is empty otherwise.
 struct HttpResponse {
   int status = 0;
+  std::string reason;  // the status line's reason phrase ("Not Found")
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   Poco::Dynamic::Var json;
@@ -166,11 +168,42 @@ struct HttpResponse {
   std::string describe() const;
 };
 
+// What came back on a raw connection (HttpClient::raw, readRawResponse).
+struct RawExchange {
+  std::string received;                  // every byte read, as sent
+  std::optional<HttpResponse> response;  // set once `received` holds one whole HTTP response
+  bool closed = false;     // the server closed or reset the connection
+  bool timed_out = false;  // the deadline passed with neither a whole response nor a close
+  std::chrono::milliseconds elapsed{0};
+};
+
+// Reads from `socket` until it holds one whole HTTP response (status line, headers, and
+// Content-Length bytes of body), the peer closes or resets the connection, or `timeout` passes.
+RawExchange readRawResponse(Poco::Net::StreamSocket& socket, std::chrono::milliseconds timeout);
+
+// The headers that present credentials.
+inline Keys apiKeyHeader(const std::string& key) { return {{"X-API-Key", key}}; }
+inline Keys bearerHeader(const std::string& token) {
+  return {{"Authorization", "Bearer " + token}};
+}
+
 // A tiny client for 127.0.0.1:PORT. A connection per request; every call has a 10 s timeout and
 // throws only when the server cannot be reached.
 class HttpClient {
  public:
   explicit HttpClient(int port) : port_(port) {}
+
+  // A copy that sends `headers` with every request (credentials, an Origin...); headers given
+  // to a call replace these when named alike.
+  HttpClient withHeaders(const Keys& headers) const;
+  int port() const { return port_; }
+
+  // A connected socket to the daemon, for requests this client cannot or must not send well
+  // formed; 10 s send and receive timeouts.
+  Poco::Net::StreamSocket connect() const;
+  // Connects, sends `bytes` exactly as given, and reads the answer (see readRawResponse).
+  RawExchange raw(std::string_view bytes,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
 
   HttpResponse get(const std::string& path, const Keys& headers = {}) const;
   HttpResponse post(const std::string& path, const std::string& body,
@@ -191,6 +224,7 @@ class HttpClient {
 
  private:
   int port_;
+  Keys default_headers_;
 };
 
 // Polls `predicate` every `interval` until it is true or `timeout` passes; returns its last value.

@@ -1,0 +1,654 @@
+#!/usr/bin/env python3
+"""Checks a real collectord against the OpenAPI document it serves.
+
+Starts the daemon (port 0, a temp folder with its config, two tiny sh collectors and a docs
+folder), drives every endpoint through queued, running and terminal runs and through the error
+cases it can provoke, and validates each response (status, Content-Type, required headers and
+body) against the schema that GET /api/openapi.json gives for that path, method and status,
+using a Draft 2020-12 validator with format checking. A second daemon with credentials and a
+tiny rate limit provides 401, 403 and 429.
+
+Usage: openapi_responses_test.py --daemon PATH/TO/collectord [--spec http/openapi.json]
+
+Needs Python 3 and jsonschema (Debian: python3-jsonschema); exits 77 (a skip for ctest)
+without it. Prints "N passed, M failed" last and exits 1 when anything failed. Set
+COLLECTORD_KEEP_TEST_DIRS to keep the temp folder.
+"""
+
+import argparse
+import datetime
+import glob
+import http.client
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+EXIT_SKIP = 77
+
+try:
+    import jsonschema
+    from jsonschema import Draft202012Validator, FormatChecker
+except ImportError as error:
+    print(f"SKIP: jsonschema is not available ({error}); install python3-jsonschema")
+    sys.exit(EXIT_SKIP)
+
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+POLL_TIMEOUT = 20.0
+POLL_INTERVAL = 0.05
+REQUEST_TIMEOUT = 10.0
+MAX_BODY_BYTES = 2048
+READER_KEY = "reader-key-0123456789abcdef"
+RUNNER_KEY = "runner-key-0123456789abcdef"
+TERMINAL = ("completed", "failed", "cancelled")
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+# A collector that reports progress, waits (bounded) for the test to create $RELEASE, then
+# completes. Protocol lines go to fd 3.
+ALPHA = """#!/bin/sh
+printf '{"status": "running", "progress": 10, "message": "Starting"}\\n' >&3
+i=0
+while [ ! -e "$RELEASE" ]; do
+  i=$((i + 1))
+  [ "$i" -gt 600 ] && exit 3
+  sleep 0.05
+done
+printf '{"progress": 60.7, "message": "Fetched page 2/3"}\\n' >&3
+printf '{"status": "completed", "progress": 100, "message": "Synced 3 items"}\\n' >&3
+exit 0
+"""
+
+# Like alpha, but fails once released: a reported error and exit code 2.
+BETA = """#!/bin/sh
+printf '{"progress": 30, "message": "Fetched page 1/3"}\\n' >&3
+i=0
+while [ ! -e "$RELEASE" ]; do
+  i=$((i + 1))
+  [ "$i" -gt 600 ] && exit 3
+  sleep 0.05
+done
+printf '{"status": "failed", "error": "API returned 401"}\\n' >&3
+exit 2
+"""
+
+# Like alpha without the progress lines, configured with overlap = skip: a second trigger while
+# it runs gets the running job back.
+GAMMA = """#!/bin/sh
+i=0
+while [ ! -e "$RELEASE" ]; do
+  i=$((i + 1))
+  [ "$i" -gt 600 ] && exit 3
+  sleep 0.05
+done
+exit 0
+"""
+
+RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE)
+
+
+def stdlib_date_time(value):
+    """RFC 3339 date-time, for jsonschema versions without a date-time checker."""
+    if not isinstance(value, str):
+        return True
+    if not RFC3339.match(value):
+        raise ValueError(f"{value!r} is not an RFC 3339 date-time")
+    datetime.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    return True
+
+
+def format_checker():
+    checker = FormatChecker()
+    if "date-time" not in checker.checkers:
+        checker.checks("date-time", raises=ValueError)(stdlib_date_time)
+    return checker
+
+
+class Results:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def ok(self, what):
+        self.passed += 1
+        print(f"ok    {what}")
+
+    def fail(self, what, why):
+        self.failed += 1
+        print(f"FAIL  {what}\n      {why}".replace("\n", "\n      "))
+
+
+class Reply:
+    def __init__(self, method, target, status, headers, body):
+        self.method = method
+        self.target = target
+        self.status = status
+        self.headers = headers  # [(name, value)] as received
+        self.body = body
+
+    def header(self, name):
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def show(self):
+        text = self.body.decode("utf-8", "replace")
+        if len(text) > 2000:
+            text = text[:2000] + "..."
+        return (f"{self.method} {self.target} -> {self.status}\n"
+                f"headers: {self.headers}\nbody: {text}")
+
+
+class Daemon:
+    """collectord on an ephemeral port, in its own folder; stop() sends SIGTERM."""
+
+    def __init__(self, binary, folder):
+        self.folder = folder
+        self.port_file = os.path.join(folder, "port")
+        self.output = open(os.path.join(folder, "daemon.out"), "ab")
+        self.process = subprocess.Popen(
+            [binary, "--config=" + os.path.join(folder, "collectord.ini"),
+             "--port-file=" + self.port_file],
+            stdin=subprocess.DEVNULL, stdout=self.output, stderr=subprocess.STDOUT)
+        self.port = None
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"collectord exited with {self.process.returncode} before "
+                                   f"listening:\n{self.log()}")
+            try:
+                with open(self.port_file) as f:
+                    text = f.read()
+                if text.endswith("\n"):
+                    self.port = int(text)
+                    return
+            except FileNotFoundError:
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"collectord wrote no port file in {START_TIMEOUT} s:\n{self.log()}")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                print(f"collectord did not stop within {STOP_TIMEOUT} s of SIGTERM; killing it")
+                self.process.kill()
+                self.process.wait()
+        if not self.output.closed:
+            self.output.close()
+        return self.process.returncode
+
+    def log(self):
+        try:
+            with open(os.path.join(self.folder, "daemon.out"), errors="replace") as f:
+                return f.read()[-6000:]
+        except OSError:
+            return "(no output)"
+
+    def request(self, method, target, body=None, headers=None):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
+        try:
+            sent = dict(headers or {})
+            if body is not None:
+                sent.setdefault("Content-Type", "application/json")
+                body = body.encode("utf-8") if isinstance(body, str) else body
+            connection.request(method, target, body=body, headers=sent)
+            response = connection.getresponse()
+            return Reply(method, target, response.status, response.getheaders(), response.read())
+        finally:
+            connection.close()
+
+
+class Spec:
+    """The OpenAPI document: finds the response for (method, path, status) and validates."""
+
+    def __init__(self, document):
+        self.document = document
+        self.checker = format_checker()
+
+    def resolve(self, node):
+        while isinstance(node, dict) and "$ref" in node and node["$ref"].startswith("#/"):
+            target = self.document
+            for token in node["$ref"][2:].split("/"):
+                target = target[token.replace("~1", "/").replace("~0", "~")]
+            node = target
+        return node
+
+    def validator(self, schema):
+        # References in the document point at "#/components/...": validate against a root that
+        # carries the components, so that they resolve as written.
+        root = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                "components": self.document.get("components", {}), "allOf": [schema]}
+        return Draft202012Validator(root, format_checker=self.checker)
+
+    def template_of(self, path):
+        """The documented path template that `path` (no query) matches, or None."""
+        for template in self.document["paths"]:
+            pattern = "^" + re.sub(r"\\\{[^}/]+\\\}", "[^/]+", re.escape(template)) + "$"
+            if re.match(pattern, path):
+                return template
+        return None
+
+    def response_for(self, method, template, status):
+        item = self.document["paths"][template]
+        operation = item.get(method.lower())
+        if operation is None:
+            # Another method on this path: its 405 is documented on the path's operations.
+            operation = next(item[m] for m in METHODS if m in item)
+        return self.resolve(operation.get("responses", {}).get(str(status)))
+
+    def check(self, reply):
+        """Problems of `reply` against the document; empty when it conforms."""
+        path = reply.target.split("?", 1)[0]
+        template = self.template_of(path)
+        if template is None:
+            return self.check_unrouted(reply)
+        documented = self.response_for(reply.method, template, reply.status)
+        if documented is None:
+            return [f"status {reply.status} is not documented for "
+                    f"{reply.method} {template}"]
+        problems = []
+        for name, header in documented.get("headers", {}).items():
+            header = self.resolve(header)
+            value = reply.header(name)
+            if value is None:
+                if header.get("required"):
+                    problems.append(f"required header {name} is missing")
+                continue
+            schema = header.get("schema", {})
+            if schema.get("type") == "integer":
+                if not re.fullmatch(r"-?[0-9]+", value):
+                    problems.append(f"header {name}: {value!r} is not an integer")
+                    continue
+                value = int(value)
+            problems += [f"header {name}: {e.message}" for e in
+                         self.validator(schema).iter_errors(value)]
+        content = documented.get("content", {})
+        content_type = reply.header("Content-Type") or ""
+        media_type = content_type.split(";", 1)[0].strip()
+        if media_type not in content:
+            return problems + [f"Content-Type {content_type!r} is not documented "
+                               f"(documented: {sorted(content)})"]
+        schema = content[media_type].get("schema", {})
+        if media_type == "application/json":
+            try:
+                body = reply.json()
+            except ValueError as error:
+                return problems + [f"the body is not JSON: {error}"]
+        else:
+            body = reply.body.decode("utf-8")
+        for error in sorted(self.validator(schema).iter_errors(body), key=lambda e: list(e.path)):
+            where = "/".join(str(p) for p in error.absolute_path) or "(body)"
+            problems.append(f"{where}: {error.message}")
+        return problems
+
+    def check_unrouted(self, reply):
+        """A path no route serves: 404 with the Error schema."""
+        if reply.status != 404:
+            return [f"{reply.target} is not a documented path, yet answered {reply.status}"]
+        error = {"$ref": "#/components/schemas/Error"}
+        try:
+            body = reply.json()
+        except ValueError as e:
+            return [f"the body is not JSON: {e}"]
+        return [e.message for e in self.validator(error).iter_errors(body)]
+
+
+class Run:
+    """One test run: a spec, results, and helpers that validate every response."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.results = Results()
+
+    def validate(self, reply, expect_status=None, label=""):
+        what = f"{reply.method} {reply.target} {reply.status}" + (f" ({label})" if label else "")
+        problems = []
+        if expect_status is not None and reply.status != expect_status:
+            problems.append(f"expected status {expect_status}")
+        problems += self.spec.check(reply)
+        if problems:
+            self.results.fail(what, "\n".join(problems) + "\n" + reply.show())
+        else:
+            self.results.ok(what)
+        return reply
+
+    def expect(self, condition, what, detail=""):
+        if condition:
+            self.results.ok(what)
+        else:
+            self.results.fail(what, detail)
+        return condition
+
+
+def write(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def make_folder(root, name, main_extra="", auth=False, requests_per_minute=1000000):
+    folder = os.path.join(root, name)
+    release = os.path.join(folder, "release")
+    auth_section = ("[auth]\nrequired = true\napi_keys_file = api_keys\n" if auth
+                    else "[auth]\nrequired = false\n")
+    write(os.path.join(folder, "collectord.ini"),
+          "[http]\naddress = 127.0.0.1\nport = 0\n"
+          f"max_body_bytes = {MAX_BODY_BYTES}\n"
+          "[store]\nurl = sqlite:collectord.db\n"
+          "[collectors]\ndirectory = collectors.d\n"
+          "[logs]\ndirectory = logs\n"
+          "[docs]\ndirectory = docs\n"
+          f"{auth_section}"
+          f"[ratelimit]\nrequests_per_minute = {requests_per_minute}\n" + main_extra)
+    write(os.path.join(folder, "api_keys"),
+          f"{READER_KEY} read reader\n{RUNNER_KEY} read,run runner\n", 0o600)
+    for collector, script, extra in (("alpha", ALPHA, ""), ("beta", BETA, ""),
+                                     ("gamma", GAMMA, "overlap = skip\n")):
+        write(os.path.join(folder, "collectors.d", collector + ".sh"), script, 0o755)
+        write(os.path.join(folder, "collectors.d", collector + ".ini"),
+              f"[collector]\ncommand = ./{collector}.sh\nenv.RELEASE = {release}\n{extra}")
+    write(os.path.join(folder, "docs", "GUIDE.md"), "# A guide\n\nRead me.\n")
+    write(os.path.join(folder, "docs", "NOTES.md"), "No heading here.\n")
+    os.makedirs(os.path.join(folder, "logs"), exist_ok=True)
+    return folder, release
+
+
+def poll(daemon, target, done):
+    """GETs `target` every POLL_INTERVAL until done(json) or POLL_TIMEOUT; the last reply."""
+    deadline = time.monotonic() + POLL_TIMEOUT
+    while True:
+        reply = daemon.request("GET", target)
+        try:
+            if reply.status == 200 and done(reply.json()):
+                return reply, True
+        except ValueError:
+            pass
+        if time.monotonic() >= deadline:
+            return reply, False
+        time.sleep(POLL_INTERVAL)
+
+
+def find_openapi_metaschema():
+    """An OpenAPI 3.1 meta-schema shipped with jsonschema (or its specifications), or None."""
+    roots = [os.path.dirname(jsonschema.__file__)]
+    try:
+        import jsonschema_specifications
+        roots.append(os.path.dirname(jsonschema_specifications.__file__))
+    except ImportError:
+        pass
+    for root in roots:
+        for path in glob.glob(os.path.join(root, "**", "*.json"), recursive=True):
+            if "openapi" in os.path.basename(path).lower() or "oas" in path.lower().split(os.sep):
+                return path
+    return None
+
+
+def check_document(run, daemon, spec_path):
+    reply = run.validate(daemon.request("GET", "/api/openapi.json"), 200, "the document itself")
+    served = reply.body
+    if spec_path:
+        with open(spec_path, "rb") as f:
+            source = f.read()
+        run.expect(served == source, "the served document is http/openapi.json byte for byte",
+                   f"served {len(served)} bytes, {spec_path} has {len(source)}")
+    document = json.loads(served)
+    metaschema = find_openapi_metaschema()
+    if metaschema:
+        with open(metaschema) as f:
+            meta = json.load(f)
+        errors = list(Draft202012Validator(meta, format_checker=format_checker())
+                      .iter_errors(document))
+        run.expect(not errors, f"the document against the OpenAPI 3.1 meta-schema {metaschema}",
+                   "\n".join(e.message for e in errors[:20]))
+    else:
+        try:
+            version = " " + importlib.metadata.version("jsonschema")
+        except importlib.metadata.PackageNotFoundError:
+            version = ""
+        print(f"SKIP  the document against the OpenAPI 3.1 meta-schema: jsonschema{version} "
+              "ships none (each schema in it is still checked against Draft 2020-12)")
+    # Whatever the meta-schema, every schema in the document must be a valid 2020-12 schema.
+    schemas = []
+
+    def collect(node, where):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "schema" and isinstance(value, dict):
+                    schemas.append((where + "/schema", value))
+                else:
+                    collect(value, where + "/" + key)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                collect(value, f"{where}/{i}")
+
+    collect(document["paths"], "#/paths")
+    collect(document["components"].get("parameters", {}), "#/components/parameters")
+    collect(document["components"].get("headers", {}), "#/components/headers")
+    collect(document["components"].get("responses", {}), "#/components/responses")
+    for name, schema in document["components"].get("schemas", {}).items():
+        schemas.append((f"#/components/schemas/{name}", schema))
+    bad = []
+    for where, schema in schemas:
+        try:
+            Draft202012Validator.check_schema(schema)
+        except jsonschema.exceptions.SchemaError as error:
+            bad.append(f"{where}: {error.message}")
+    run.expect(not bad, f"all {len(schemas)} schemas in the document are valid Draft 2020-12",
+               "\n".join(bad))
+    return document
+
+
+def main_flow(run, daemon, release):
+    get = lambda target: daemon.request("GET", target)  # noqa: E731
+
+    run.validate(get("/healthz"), 200)
+    run.validate(get("/readyz"), 200)
+    index = run.validate(get("/api/docs"), 200)
+    if index.status == 200:
+        names = [d["name"] for d in index.json().get("documents", [])]
+        run.expect(names == ["GUIDE.md", "NOTES.md"], "the docs index lists the docs folder",
+                   f"got {names}")
+    run.validate(get("/api/docs/GUIDE.md"), 200)
+    run.validate(get("/api/docs/MISSING.md"), 404)
+    run.validate(get("/api/docs/..%2Fcollectord.ini"), 404, "an encoded slash")
+    run.validate(get("/api/docs/.hidden.md"), 404, "not a document name")
+    run.validate(get("/metrics"), 200)
+    run.validate(get("/api/collectors/runs/latest"), 200, "nothing has run yet")
+    run.validate(get("/api/collectors/history"), 200, "nothing has run yet")
+
+    trigger = run.validate(daemon.request(
+        "POST", "/api/collectors/run", '{"collectors": ["alpha", "beta"], "priority": "high"}'),
+        201)
+    if trigger.status != 201:
+        return
+    batch_id = trigger.json()["batch_id"]
+    job_ids = [job["job_id"] for job in trigger.json()["collectors"]]
+    batch_target = f"/api/collectors/runs/batch/{batch_id}"
+
+    run.validate(get(batch_target), 200, "just triggered")
+    for job_id in job_ids:
+        run.validate(get(f"/api/collectors/runs/job/{job_id}"), 200, "just triggered")
+
+    def all_running(batch):
+        return all(j["status"] == "running" and j["progress_percent"] is not None
+                   for j in batch["collectors"])
+
+    reply, reached = poll(daemon, batch_target, all_running)
+    if run.expect(reached, "both jobs run and report progress", reply.show()):
+        run.validate(reply, 200, "running")
+        for job_id in job_ids:
+            run.validate(get(f"/api/collectors/runs/job/{job_id}"), 200, "running")
+        run.validate(get("/api/collectors/runs/latest?collectors=beta,alpha"), 200, "running")
+        run.validate(get("/api/collectors/history?limit=5"), 200, "running")
+
+    first = run.validate(daemon.request("POST", "/api/collectors/run",
+                                        '{"collectors": ["gamma"]}'), 201, "overlap = skip")
+    if first.status == 201:
+        gamma_job = first.json()["collectors"][0]["job_id"]
+        reply, reached = poll(daemon, f"/api/collectors/runs/job/{gamma_job}",
+                              lambda j: j["status"] == "running")
+        if run.expect(reached, "gamma runs", reply.show()):
+            alone = run.validate(daemon.request(
+                "POST", "/api/collectors/run", '{"collectors": ["gamma"]}'), 200,
+                "gamma skipped, nothing created")
+            if alone.status == 200:
+                job = alone.json()["collectors"][0]
+                run.expect(job["job_id"] == gamma_job and job.get("skipped") is True,
+                           "an all-skipped trigger returns the active run", alone.show())
+            again = run.validate(daemon.request(
+                "POST", "/api/collectors/run", '{"collectors": ["gamma", "alpha"]}'), 201,
+                "gamma skipped: its running job comes back")
+            if again.status == 201:
+                jobs = again.json()["collectors"]
+                run.expect(jobs[0]["job_id"] == gamma_job and jobs[0]["status"] == "running"
+                           and jobs[0].get("skipped") is True and "skipped" not in jobs[1],
+                           "a partly skipped trigger returns the active run beside a new job",
+                           again.show())
+
+    write(release, "go\n")
+    reply, reached = poll(daemon, batch_target, lambda b: b["status"] in TERMINAL)
+    if run.expect(reached, "the batch ends", reply.show()):
+        run.validate(reply, 200, "terminal")
+        run.expect(reply.json()["status"] == "failed", "beta's failure fails the batch",
+                   reply.show())
+        for job_id in job_ids:
+            run.validate(get(f"/api/collectors/runs/job/{job_id}"), 200, "terminal")
+
+    second = run.validate(daemon.request("POST", "/api/collectors/run",
+                                         '{"collectors": ["alpha"]}'), 201)
+    if second.status == 201:
+        target = f"/api/collectors/runs/batch/{second.json()['batch_id']}"
+        reply, reached = poll(daemon, target, lambda b: b["status"] in TERMINAL)
+        if run.expect(reached, "a batch of alpha alone ends", reply.show()):
+            run.validate(reply, 200, "completed")
+    run.validate(get("/api/collectors/runs/latest"), 200, "terminal")
+    run.validate(get("/api/collectors/runs/latest?collectors=alpha"), 200, "terminal")
+    run.validate(get("/api/collectors/history"), 200, "terminal")
+    run.validate(get("/api/collectors/history?limit=1"), 200, "terminal")
+
+
+def error_flow(run, daemon):
+    get = lambda target: daemon.request("GET", target)  # noqa: E731
+    post = lambda body: daemon.request("POST", "/api/collectors/run", body)  # noqa: E731
+
+    for body, label in (("{", "not JSON"), ("[1, 2]", "an array"), ('"alpha"', "a string"),
+                        ("{}", "no collectors"), ('{"collectors": null}', "null collectors"),
+                        ('{"collectors": "alpha"}', "not a list"),
+                        ('{"collectors": [1]}', "not strings"),
+                        ('{"collectors": []}', "empty"),
+                        ('{"collectors": ["nobody", "alpha"]}', "unknown"),
+                        ('{"collectors": ["alpha", "alpha"]}', "duplicate"),
+                        ('{"collectors": ["alpha"], "priority": "urgent"}', "bad priority"),
+                        ('{"collectors": ["alpha"], "priority": 1}', "priority not a string")):
+        run.validate(post(body), 400, label)
+    run.validate(daemon.request("POST", "/api/collectors/run", "x" * (MAX_BODY_BYTES * 2)), 413,
+                 "body too large")
+    run.validate(get("/api/collectors/runs/latest?collectors="), 400, "empty list")
+    run.validate(get("/api/collectors/runs/latest?collectors=nobody"), 400, "unknown")
+    for limit in ("0", "1001", "abc", "-1", "10.5", ""):
+        run.validate(get(f"/api/collectors/history?limit={limit}"), 400, f"limit={limit}")
+    run.validate(get("/api/collectors/runs/batch/bc_00000000"), 404, "no such batch")
+    run.validate(get("/api/collectors/runs/batch/not-a-batch"), 404, "malformed batch ID")
+    run.validate(get("/api/collectors/runs/job/zz_00000000"), 404, "no such job")
+    run.validate(get("/api/collectors/runs/job/ZZ_1"), 404, "malformed job ID")
+    run.validate(get("/api/collectors/runs/job/ni_0%2F000000"), 404, "an encoded slash")
+    for method, target in (("DELETE", "/api/collectors/history"),
+                           ("GET", "/api/collectors/run"),
+                           ("PUT", "/api/collectors/runs/batch/bc_00000000"),
+                           ("POST", "/healthz"),
+                           ("DELETE", "/api/openapi.json")):
+        reply = run.validate(daemon.request(method, target), 405, "wrong method")
+        expected_allow = "POST" if target == "/api/collectors/run" else "GET"
+        run.expect(reply.header("Allow") == expected_allow, f"{method} {target}: Allow names "
+                   f"{expected_allow}", reply.show())
+    run.validate(get("/api/nothing/here"), 404, "no such route")
+
+
+def auth_flow(run, binary, root):
+    folder, _ = make_folder(root, "auth", auth=True, requests_per_minute=3)
+    daemon = Daemon(binary, folder)
+    try:
+        reader = {"X-API-Key": READER_KEY}
+        run.validate(daemon.request("GET", "/api/collectors/history"), 401, "no credentials")
+        run.validate(daemon.request("GET", "/api/collectors/history",
+                                    headers={"X-API-Key": "wrong-key-0123456789"}), 401,
+                     "a wrong key")
+        run.validate(daemon.request("GET", "/api/collectors/history",
+                                    headers={"Authorization": "Bearer not.a.token"}), 401,
+                     "a malformed token")
+        run.validate(daemon.request("POST", "/api/collectors/run", '{"collectors": ["alpha"]}',
+                                    headers=reader), 403, "read scope cannot run")
+        run.validate(daemon.request("GET", "/metrics"), 401, "metrics are private by default")
+        run.validate(daemon.request("GET", "/metrics", headers=reader), 200)
+        run.validate(daemon.request("GET", "/healthz"), 200, "public")
+        run.validate(daemon.request("GET", "/api/openapi.json"), 200, "public")
+        run.validate(daemon.request("GET", "/api/docs"), 200, "public")
+        for i in range(3):
+            run.validate(daemon.request("GET", "/api/collectors/history", headers=reader), 200,
+                         f"request {i + 1} of 3 a minute")
+        reply = run.validate(daemon.request("GET", "/api/collectors/runs/latest", headers=reader),
+                             429, "over the limit")
+        run.expect(reply.header("X-RateLimit-Remaining") == "0", "429 says 0 remaining",
+                   reply.show())
+    finally:
+        code = daemon.stop()
+        run.expect(code == 0, "the daemon with credentials stops cleanly on SIGTERM",
+                   f"exit code {code}\n{daemon.log()}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--daemon", required=True, help="the collectord binary")
+    parser.add_argument("--spec", help="http/openapi.json, to compare with what is served")
+    args = parser.parse_args()
+
+    root = tempfile.mkdtemp(prefix="collectord-openapi-")
+    run = Run(Spec({"paths": {}}))
+    daemon = None
+    try:
+        folder, release = make_folder(root, "main")
+        daemon = Daemon(args.daemon, folder)
+        bootstrap = daemon.request("GET", "/api/openapi.json")
+        if bootstrap.status != 200:
+            raise RuntimeError(f"cannot read the OpenAPI document\n{bootstrap.show()}")
+        run.spec = Spec(bootstrap.json())
+        check_document(run, daemon, args.spec)
+        main_flow(run, daemon, release)
+        error_flow(run, daemon)
+        code = daemon.stop()
+        run.expect(code == 0, "the daemon stops cleanly on SIGTERM",
+                   f"exit code {code}\n{daemon.log()}")
+        auth_flow(run, args.daemon, root)
+    except Exception as error:  # a crash of the test itself still ends with the tally
+        run.results.fail("the test ran to its end", f"{type(error).__name__}: {error}")
+    finally:
+        if daemon is not None:
+            daemon.stop()  # a no-op when it has already stopped
+            if run.results.failed:
+                print(f"--- the daemon's output ({daemon.folder}):\n{daemon.log()}")
+        if os.environ.get("COLLECTORD_KEEP_TEST_DIRS"):
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"{run.results.passed} passed, {run.results.failed} failed")
+    return 1 if run.results.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
