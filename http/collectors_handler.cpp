@@ -19,8 +19,9 @@ Poco::JSON::Object::Ptr collectorView(ApiContext& context, const CollectorConfig
   o->set("name", c.name);
   o->set("job_name", c.job_name);
   o->set("type", std::string(c.type == CollectorConfig::Type::kExec ? "exec" : "plugin"));
-  o->set("schedule", Var());
-  o->set("next_scheduled_at", Var());
+  o->set("schedule", c.schedule ? Var(c.schedule->describe()) : Var());
+  o->set("next_scheduled_at",
+         state.next_scheduled_at ? Var(formatTimestamp(*state.next_scheduled_at)) : Var());
   auto limits = orderedObject();
   limits->set("overlap", std::string(toString(c.overlap)));
   limits->set("concurrency", c.effectiveConcurrency());

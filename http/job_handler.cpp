@@ -11,7 +11,9 @@ void addJobRoutes(Router& router, ApiContext& context) {
     const auto job = context.store().findJob(id);
     if (!job) return errorResponse(404, "Job not found");
     const auto batch = context.store().findBatch(job->batch_id);
-    return Response{200, toJson(jobStatusView(*job, batch)), "application/json", {}};
+    auto view = jobStatusView(*job, batch);
+    view->set("previous_attempts", attemptsView(context.store().attemptsOf(id)));
+    return Response{200, toJson(view), "application/json", {}};
   });
 }
 

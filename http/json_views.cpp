@@ -94,7 +94,23 @@ Poco::JSON::Object::Ptr jobStatusView(const JobRecord& job,
   o->set("estimated_completion", batch ? estimateOrNull(batch->estimated_completion) : Var());
   o->set("batch_message", batch ? orNull(batch->message) : Var());
   o->set("collector", job.collector);
+  o->set("attempt", job.attempt);
+  o->set("max_attempts", job.max_attempts);
+  o->set("next_attempt_at", timestampOrNull(job.next_attempt_at));
   return o;
+}
+
+Poco::JSON::Array::Ptr attemptsView(const std::vector<AttemptRecord>& attempts) {
+  Poco::JSON::Array::Ptr list = new Poco::JSON::Array;
+  for (const AttemptRecord& a : attempts) {
+    auto o = orderedObject();
+    o->set("attempt", a.attempt);
+    o->set("started_at", timestampOrNull(a.started_at));
+    o->set("ended_at", formatTimestamp(a.ended_at));
+    o->set("error", a.error);
+    list->add(o);
+  }
+  return list;
 }
 
 Poco::JSON::Object::Ptr historyItemView(const JobRecord& job) {
@@ -113,6 +129,7 @@ Poco::JSON::Object::Ptr historyItemView(const JobRecord& job) {
   o->set("batch_id", job.batch_id);
   o->set("error", orNull(job.error));
   o->set("collector", job.collector);
+  o->set("attempt", job.attempt);
   return o;
 }
 

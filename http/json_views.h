@@ -1,5 +1,6 @@
 #pragma once
 
+#include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 
 #include <optional>
@@ -17,6 +18,8 @@ Poco::JSON::Object::Ptr triggeredJobView(const JobRecord& job);
 Poco::JSON::Object::Ptr batchView(const BatchRecord& batch, const std::vector<JobRecord>& jobs);
 // GET /api/collectors/runs/job/{id}, and each of latest's "latest_runs".
 Poco::JSON::Object::Ptr jobStatusView(const JobRecord& job, const std::optional<BatchRecord>& batch);
+// A job's earlier, retried attempts: GET /api/collectors/runs/job/{id}'s "previous_attempts".
+Poco::JSON::Array::Ptr attemptsView(const std::vector<AttemptRecord>& attempts);
 // Each of history's "collection_history".
 Poco::JSON::Object::Ptr historyItemView(const JobRecord& job);
 

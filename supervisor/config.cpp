@@ -336,7 +336,8 @@ CollectorConfig loadCollector(const std::string& path, const std::string& name,
                     {"job_name", "type", "command", "args", "plugin", "working_directory",
                      "timeout", "stall_timeout", "kill_grace", "retries", "retry_backoff",
                      "retry_backoff_max", "concurrency", "overlap", "nice", "memory_limit",
-                     "cpu_limit", "max_open_files", "user", "group"}}},
+                     "cpu_limit", "max_open_files", "user", "group", "schedule", "cron",
+                     "timezone"}}},
                   {"collector.env"});
 
   c.job_name = r.getString("collector.job_name", name + "-collector");
@@ -431,6 +432,20 @@ CollectorConfig loadCollector(const std::string& path, const std::string& name,
   if (!c.group.empty() && ::getgrnam(c.group.c_str()) == nullptr) {
     r.problem("collector.group", "no such group '" + c.group + "'");
   }
+  const auto every = r.get("collector.schedule");
+  const auto cron = r.get("collector.cron");
+  const auto timezone = r.get("collector.timezone");
+  std::string error;
+  if (every && cron) {
+    r.problem("collector.cron", "set either collector.schedule or collector.cron, not both");
+  } else if (every) {
+    c.schedule = Schedule::every(*every, error);
+    if (!c.schedule) r.problem("collector.schedule", error);
+  } else if (cron) {
+    c.schedule = Schedule::cron(*cron, timezone.value_or("UTC"), error);
+    if (!c.schedule) r.problem(error.find("time zone") != std::string::npos ? "collector.timezone" : "collector.cron", error);
+  }
+  if (timezone && !cron) r.problem("collector.timezone", "applies to collector.cron only");
   return c;
 }
 

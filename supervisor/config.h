@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "schedule.h"
+
 namespace collectord {
 
 // One collector, from collectors.d/NAME.ini. Paths are absolute once loaded.
@@ -43,6 +45,8 @@ struct CollectorConfig {
   std::optional<std::uint64_t> max_open_files;        // RLIMIT_NOFILE
   std::string user;                                    // run as this account (daemon is root)
   std::string group;
+
+  std::optional<Schedule> schedule;  // from `schedule = every ...` or `cron` + `timezone`
 
   // How many runs of this collector may be running at once on this node.
   int effectiveConcurrency() const { return overlap == Overlap::kParallel ? concurrency : 1; }

@@ -44,6 +44,9 @@ class JobStore {
   virtual std::vector<JobRecord> history(int limit) = 0;
   // Every queued or running job, oldest first (for restart recovery).
   virtual std::vector<JobRecord> activeJobs() = 0;
+  // When a collector's schedule last fired; nullopt if it never did.
+  virtual std::optional<Micros> lastScheduledRun(const std::string& collector) = 0;
+  virtual void recordScheduledRun(const std::string& collector, Micros at) = 0;
   // Throws StoreError unless the database answers a trivial query (readiness).
   virtual void ping() = 0;
 };

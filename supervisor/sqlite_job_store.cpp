@@ -387,6 +387,26 @@ std::vector<JobRecord> SqliteJobStore::activeJobs() {
 
 namespace collectord {
 
+std::optional<Micros> SqliteJobStore::lastScheduledRun(const std::string& collector) {
+  return guarded("cannot read the schedule", [&]() -> std::optional<Micros> {
+    Session session = open(*pool_);
+    Poco::Nullable<Poco::Int64> last;
+    session << "SELECT MAX(last_fired_at) FROM schedules WHERE collector = ?", bind(collector),
+        into(last), now;
+    if (last.isNull()) return std::nullopt;
+    return last.value();
+  });
+}
+
+void SqliteJobStore::recordScheduledRun(const std::string& collector, Micros at) {
+  guarded("cannot record the schedule", [&] {
+    Session session = open(*pool_);
+    session << "INSERT INTO schedules (collector, last_fired_at) VALUES (?, ?) "
+               "ON CONFLICT (collector) DO UPDATE SET last_fired_at = excluded.last_fired_at",
+        bind(collector), bind(at), now;
+  });
+}
+
 void SqliteJobStore::ping() {
   guarded("the store does not answer", [&] {
     Session session = open(*pool_);

@@ -33,6 +33,8 @@ class SqliteJobStore final : public JobStore {
   std::vector<JobRecord> history(int limit) override;
   std::vector<JobRecord> activeJobs() override;
   void ping() override;
+  std::optional<Micros> lastScheduledRun(const std::string& collector) override;
+  void recordScheduledRun(const std::string& collector, Micros at) override;
 
   // The highest applied migration version.
   int schemaVersion();

@@ -120,6 +120,11 @@ struct Supervisor::Impl {
   asio::steady_timer flush_timer{io};
   bool flush_armed = false;
   asio::steady_timer sweep_timer{io};
+  struct ScheduledCollector {
+    std::unique_ptr<asio::steady_timer> timer;
+    Micros next = 0;
+  };
+  std::map<std::string, ScheduledCollector> schedules;
   bool stopping = false;
   std::unique_ptr<asio::steady_timer> shutdown_timer;
   std::function<void()> on_drained;
@@ -618,6 +623,11 @@ struct Supervisor::Impl {
     if (job.child->signalGroup(SIGKILL)) {
       job.log->write("[collectord] killed processes left in the job's process group\n");
     }
+    // A limit the kernel enforces by signal is named, not just the signal.
+    if (status.signaled && status.code == SIGXCPU && job.collector->cpu_limit) {
+      job.sm.requestKill("cpu_limit of " + formatDurationSpec(*job.collector->cpu_limit) +
+                         " exceeded (killed by signal 24 (SIGXCPU))");
+    }
     job.sm.setRetryDelay(retryDelay(job));
     job.sm.exited(status, nowMicros());
     const JobRecord& r = job.sm.record();
@@ -802,9 +812,62 @@ struct Supervisor::Impl {
     });
   }
 
+  // ---- schedules ---------------------------------------------------------------------------
+
+  // (Re)arms a timer per scheduled collector. A slot missed while collectord was down fires
+  // once now, not once per missed slot.
+  void armSchedules() {
+    for (auto& [name, s] : schedules) s.timer->cancel();
+    schedules.clear();
+    const Micros now = nowMicros();
+    for (const auto& [name, c] : collectors) {
+      if (!c->schedule) continue;
+      std::optional<Micros> last;
+      try {
+        last = store.lastScheduledRun(name);
+      } catch (const StoreError& e) {
+        log.error("schedule of %s: %s", name, std::string(e.what()));
+      }
+      const Micros next = last ? c->schedule->next(*last) : c->schedule->next(now);
+      armSchedule(name, std::max(next, now));
+      if (last && next <= now) {
+        log.information("schedule of %s missed a run while collectord was down: running now", name);
+      }
+    }
+  }
+
+  void armSchedule(const std::string& name, Micros at) {
+    ScheduledCollector& s = schedules[name];
+    if (!s.timer) s.timer = std::make_unique<asio::steady_timer>(io);
+    s.next = at;
+    s.timer->expires_after(std::chrono::microseconds(std::max<Micros>(0, at - nowMicros())));
+    s.timer->async_wait([this, name](const boost::system::error_code& ec) {
+      if (!ec) fireSchedule(name);
+    });
+  }
+
+  void fireSchedule(const std::string& name) {
+    const auto c = collectorConfig(name);
+    if (stopping || !c || !c->schedule) return;
+    const Micros now = nowMicros();
+    try {
+      store.recordScheduledRun(name, now);
+      const TriggerResult result = createBatch({name}, Priority::kNormal);
+      log.information("schedule %s of %s: %s", c->schedule->describe(), name,
+                      result.created ? "batch " + result.batch.batch_id
+                                     : std::string("skipped, a run is active"));
+    } catch (const StoreError& e) {
+      log.error("schedule of %s could not start a run: %s", name, std::string(e.what()));
+    }
+    armSchedule(name, c->schedule->next(now));
+  }
+
   std::vector<CollectorState> collectorStates() {
     std::map<std::string, CollectorState> states;
     for (const auto& [name, c] : collectors) states[name].name = name;
+    for (const auto& [name, s] : schedules) {
+      if (states.count(name)) states[name].next_scheduled_at = s.next;
+    }
     std::map<std::string, Micros> newest;
     for (const auto& [id, job] : jobs) {
       const JobRecord& r = job->sm.record();
@@ -868,6 +931,7 @@ struct Supervisor::Impl {
 
   void beginStop(std::function<void()> done) {
     stopping = true;
+    for (auto& [name, s] : schedules) s.timer->cancel();
     on_drained = std::move(done);
     int running = 0;
     for (auto& [id, job] : jobs) {
@@ -909,6 +973,7 @@ void Supervisor::start() {
   std::filesystem::create_directories(impl_->config()->logs_directory, ec);
   impl_->recover();  // before the thread exists: nothing else touches the state yet
   impl_->sweepLogs();
+  impl_->armSchedules();
   impl_->work.emplace(impl_->io.get_executor());
   impl_->thread = std::thread([this] {
     for (;;) {
@@ -959,6 +1024,7 @@ CancelOutcome Supervisor::cancelBatch(const std::string& batch_id) {
 void Supervisor::reload(Config config) {
   onThread<bool>(impl_->io, [this, &config] {
     impl_->applyConfig(std::move(config));
+    impl_->armSchedules();
     impl_->dispatch();
     return true;
   });

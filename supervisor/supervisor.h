@@ -41,6 +41,7 @@ struct CollectorState {
   int running = 0;
   int queued = 0;
   std::optional<std::string> active_job_id;  // the newest queued or running job
+  std::optional<Micros> next_scheduled_at;   // when its schedule fires next, if it has one
 };
 
 struct SupervisorOptions {

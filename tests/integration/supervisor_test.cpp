@@ -46,6 +46,12 @@ class CountingStore final : public JobStore {
   }
   std::vector<JobRecord> activeJobs() override { return real_.activeJobs(); }
   void ping() override { real_.ping(); }
+  std::optional<Micros> lastScheduledRun(const std::string& c) override {
+    return real_.lastScheduledRun(c);
+  }
+  void recordScheduledRun(const std::string& c, Micros at) override {
+    real_.recordScheduledRun(c, at);
+  }
 
   std::atomic<int> saves{0};
 
