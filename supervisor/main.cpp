@@ -182,6 +182,13 @@ class CollectordApp final : public Poco::Util::ServerApplication {
     const Config& config = *loaded.config;
     std::string auth_error;
     auto authenticator = http::Authenticator::load(authSettingsOf(config), auth_error);
+    if (authenticator && config.auth_required && authenticator->keyCount() == 0 &&
+        !authenticator->jwtEnabled()) {
+      auth_error = config.api_keys_file +
+                   ": auth.required is true but the file has no keys and no JWT key is set: "
+                   "no request could be authenticated";
+      authenticator.reset();
+    }
     if (!authenticator) {
       std::cerr << auth_error << "\ncollectord: 1 configuration problem\n";
       return config_failure;
@@ -259,9 +266,15 @@ class CollectordApp final : public Poco::Util::ServerApplication {
     help_ = true;
     stopOptionsProcessing();
   }
-  void onConfig(const std::string&, const std::string& value) { config_path_ = value; }
+  // --daemon changes directory to / before main() runs: keep the paths the user meant.
+  static std::string absolute(const std::string& path) {
+    std::error_code ec;
+    const auto p = std::filesystem::absolute(path, ec);
+    return ec ? path : p.string();
+  }
+  void onConfig(const std::string&, const std::string& value) { config_path_ = absolute(value); }
   void onCheck(const std::string&, const std::string&) { check_only_ = true; }
-  void onPortFile(const std::string&, const std::string& value) { port_file_ = value; }
+  void onPortFile(const std::string&, const std::string& value) { port_file_ = absolute(value); }
 
   bool help_ = false;
   bool check_only_ = false;

@@ -8,6 +8,11 @@
 #include <Poco/Exception.h>
 #include <Poco/Nullable.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <filesystem>
 
 #include "migration.h"
@@ -150,6 +155,19 @@ SqliteJobStore::SqliteJobStore(const std::string& path, std::string owner)
     std::error_code ec;
     const auto folder = std::filesystem::path(path).parent_path();
     if (!folder.empty()) std::filesystem::create_directories(folder, ec);
+    const std::string lock_path = path + ".lock";
+    lock_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
+    if (!lock_) throw StoreError("cannot open " + lock_path + ": " + std::strerror(errno));
+    if (::flock(lock_.get(), LOCK_EX | LOCK_NB) == -1) {
+      char pid[32] = {};
+      const ssize_t n = ::pread(lock_.get(), pid, sizeof pid - 1, 0);
+      throw StoreError("another collectord (pid " + std::string(pid, n > 0 ? static_cast<std::size_t>(n) : 0) +
+                       ") is using " + path + "; one SQLite store serves one daemon");
+    }
+    const std::string me = std::to_string(::getpid());
+    if (::ftruncate(lock_.get(), 0) == 0 && ::pwrite(lock_.get(), me.data(), me.size(), 0) < 0) {
+      // The pid is only for the message above; the lock itself is what matters.
+    }
     Poco::Data::SQLite::Connector::registerConnector();
     pool_ = std::make_unique<Poco::Data::SessionPool>("SQLite", path, 1, 64, 60);
     Session session = pool_->get();

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "job_store.h"
+#include "unique_fd.h"
 
 namespace Poco::Data {
 class SessionPool;
@@ -16,8 +17,10 @@ namespace collectord {
 class SqliteJobStore final : public JobStore {
  public:
   // Opens or creates the database at `path` and applies pending migrations. `owner` names
-  // this daemon instance in the rows it writes. Throws StoreError when the file cannot be
-  // opened or migrated.
+  // this daemon instance in the rows it writes. Holds an exclusive lock on PATH.lock for its
+  // lifetime: a second collectord on the same file would resolve the first one's running jobs
+  // as left over from a crash. Throws StoreError when the file is locked by another process
+  // or cannot be opened or migrated.
   explicit SqliteJobStore(const std::string& path, std::string owner = "");
   ~SqliteJobStore() override;
 
@@ -46,6 +49,7 @@ class SqliteJobStore final : public JobStore {
 
   std::string path_;
   std::string owner_;
+  UniqueFd lock_;
   std::unique_ptr<Poco::Data::SessionPool> pool_;
 };
 
