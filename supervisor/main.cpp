@@ -15,6 +15,7 @@
 #include <Poco/Util/ServerApplication.h>
 
 #include <pthread.h>
+#include <unistd.h>
 #include <signal.h>
 
 #include <atomic>
@@ -30,6 +31,7 @@
 #include "http_server.h"
 #include "sqlite_job_store.h"
 #include "supervisor.h"
+#include "time_format.h"
 
 namespace collectord {
 namespace {
@@ -124,6 +126,14 @@ class ReloadOnHangup {
   std::thread thread_;
 };
 
+// Names this daemon instance in the rows it writes: host, port, pid and start time.
+std::string instanceId(const Config& config) {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(config.http_port) + ":" +
+         std::to_string(::getpid()) + ":" + formatTimestamp(nowMicros());
+}
+
 // Writes the bound port to `path` atomically, so a reader never sees a half-written number.
 void writePortFile(const std::string& path, int port) {
   const std::string temp = path + ".tmp";
@@ -216,7 +226,7 @@ class CollectordApp final : public Poco::Util::ServerApplication {
     }
     try {
       Metrics metrics;
-      SqliteJobStore store(config.sqlite_path);
+      SqliteJobStore store(config.sqlite_path, instanceId(config));
       Supervisor supervisor(config, store, {}, &metrics);
       supervisor.start();
       http::DaemonContext context(store, supervisor);

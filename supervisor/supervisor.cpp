@@ -14,6 +14,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <future>
 #include <map>
 #include <mutex>
@@ -301,7 +303,31 @@ struct Supervisor::Impl {
 
   // ---- running a job -----------------------------------------------------------------------
 
-  std::vector<std::string> environmentFor(const Job& job) const {
+  // The child's whole environment. `env.NAME = @file:/path` is read now, at spawn time, so a
+  // rotated secret takes effect on the next run and never sits in the configuration; false
+  // with `error` when such a file cannot be read.
+  bool environmentFor(const Job& job, std::vector<std::string>& env, std::string& error) const {
+    env = baseEnvironment(job);
+    for (const auto& [name, value] : job.collector->env) {
+      if (value.rfind("@file:", 0) != 0) {
+        env.push_back(name + "=" + value);
+        continue;
+      }
+      const std::string path = value.substr(6);
+      std::ifstream in(path, std::ios::binary);
+      std::ostringstream text;
+      if (!in || !(text << in.rdbuf())) {
+        error = "cannot read env." + name + " from " + path + ": " + std::strerror(errno);
+        return false;
+      }
+      std::string secret = text.str();
+      while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+      env.push_back(name + "=" + secret);
+    }
+    return true;
+  }
+
+  std::vector<std::string> baseEnvironment(const Job& job) const {
     std::vector<std::string> env;
     auto inherit = [&env](const char* name, const char* fallback) {
       const char* value = ::getenv(name);
@@ -320,7 +346,6 @@ struct Supervisor::Impl {
     env.push_back("COLLECTOR_BATCH_ID=" + r.batch_id);
     env.push_back("COLLECTOR_NAME=" + r.collector);
     env.push_back("COLLECTOR_ATTEMPT=" + std::to_string(r.attempt));
-    for (const auto& [name, value] : job.collector->env) env.push_back(name + "=" + value);
     return env;
   }
 
@@ -368,8 +393,8 @@ struct Supervisor::Impl {
       fail(job, error);
       return false;
     }
-    SpawnRequest request{c.command, c.args, c.working_directory, environmentFor(job)};
-    if (!identityFor(c, request, error)) {
+    SpawnRequest request{c.command, c.args, c.working_directory, {}};
+    if (!environmentFor(job, request.environment, error) || !identityFor(c, request, error)) {
       job.log->write("[collectord] cannot start: " + error + "\n");
       fail(job, "failed to start: " + error);
       return false;
