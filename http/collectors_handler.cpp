@@ -59,11 +59,7 @@ Response listCollectors(ApiContext& context) {
     }
     list->add(collectorView(context, c, state));
   }
-  auto out = orderedObject();
-  out->set("collectors", list);
-  out->set("total", static_cast<int>(list->size()));
-  out->set("generated_at", formatTimestamp(nowMicros()));
-  return Response{200, toJson(out), "application/json", {}};
+  return Response{200, listingJson("collectors", list, "total"), "application/json", {}};
 }
 
 }  // namespace

@@ -31,11 +31,7 @@ Response history(ApiContext& context, const Request& request) {
   }
   Poco::JSON::Array::Ptr items = new Poco::JSON::Array;
   for (const JobRecord& job : context.store().history(limit)) items->add(historyItemView(job));
-  auto out = orderedObject();
-  out->set("collection_history", items);
-  out->set("total_runs", static_cast<int>(items->size()));
-  out->set("generated_at", formatTimestamp(nowMicros()));
-  return Response{200, toJson(out), "application/json", {}};
+  return Response{200, listingJson("collection_history", items, "total_runs"), "application/json", {}};
 }
 
 }  // namespace

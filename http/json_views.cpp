@@ -22,10 +22,31 @@ Var estimateOrNull(const std::optional<Micros>& t) {
   return t ? Var(formatTimestampSeconds(*t)) : Var();
 }
 
+// The fields a job has in both the batch's "collectors" and the job-status shape, in the
+// seed's order, after the identifying fields.
+void setRunFields(Poco::JSON::Object& o, const JobRecord& job) {
+  o.set("started_at", formatTimestamp(job.started_at));
+  o.set("updated_at", formatTimestamp(job.updated_at));
+  o.set("ended_at", timestampOrNull(job.ended_at));
+  o.set("progress_percent", orNull(job.progress_percent));
+  o.set("message", orNull(job.message));
+  o.set("error", orNull(job.error));
+  o.set("duration_seconds", orNull(durationSeconds(job.started_at, job.ended_at)));
+}
+
 }  // namespace
 
 Poco::JSON::Object::Ptr orderedObject() {
   return new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+}
+
+std::string listingJson(const std::string& name, const Poco::JSON::Array::Ptr& items,
+                        const std::string& count_name) {
+  auto out = orderedObject();
+  out->set(name, items);
+  out->set(count_name, static_cast<int>(items->size()));
+  out->set("generated_at", formatTimestamp(nowMicros()));
+  return toJson(out);
 }
 
 std::string toJson(const Poco::JSON::Object::Ptr& object) {
@@ -60,13 +81,7 @@ Poco::JSON::Object::Ptr batchView(const BatchRecord& batch, const std::vector<Jo
     j->set("job_name", job.job_name);
     j->set("job_id", job.job_id);
     j->set("status", std::string(toString(job.status)));
-    j->set("started_at", formatTimestamp(job.started_at));
-    j->set("updated_at", formatTimestamp(job.updated_at));
-    j->set("ended_at", timestampOrNull(job.ended_at));
-    j->set("progress_percent", orNull(job.progress_percent));
-    j->set("message", orNull(job.message));
-    j->set("error", orNull(job.error));
-    j->set("duration_seconds", orNull(durationSeconds(job.started_at, job.ended_at)));
+    setRunFields(*j, job);
     collectors->add(j);
   }
   o->set("collectors", collectors);
@@ -82,13 +97,7 @@ Poco::JSON::Object::Ptr jobStatusView(const JobRecord& job,
   o->set("batch_id", job.batch_id);
   o->set("job_name", job.job_name);
   o->set("status", std::string(toString(job.status)));
-  o->set("started_at", formatTimestamp(job.started_at));
-  o->set("updated_at", formatTimestamp(job.updated_at));
-  o->set("ended_at", timestampOrNull(job.ended_at));
-  o->set("progress_percent", orNull(job.progress_percent));
-  o->set("message", orNull(job.message));
-  o->set("error", orNull(job.error));
-  o->set("duration_seconds", orNull(durationSeconds(job.started_at, job.ended_at)));
+  setRunFields(*o, job);
   o->set("batch_status", batch ? Var(std::string(toString(batch->status))) : Var());
   o->set("batch_progress_percent", batch ? Var(batch->progress_percent) : Var());
   o->set("estimated_completion", batch ? estimateOrNull(batch->estimated_completion) : Var());

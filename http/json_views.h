@@ -23,6 +23,10 @@ Poco::JSON::Array::Ptr attemptsView(const std::vector<AttemptRecord>& attempts);
 // Each of history's "collection_history".
 Poco::JSON::Object::Ptr historyItemView(const JobRecord& job);
 
+// {"<name>": items, "<count_name>": N, "generated_at": now}: the envelope of every listing.
+std::string listingJson(const std::string& name, const Poco::JSON::Array::Ptr& items,
+                        const std::string& count_name);
+
 // An empty object that keeps keys in insertion order.
 Poco::JSON::Object::Ptr orderedObject();
 std::string toJson(const Poco::JSON::Object::Ptr& object);

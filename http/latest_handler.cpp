@@ -36,11 +36,7 @@ Response latest(ApiContext& context, const Request& request) {
     if (!job) continue;
     runs->add(jobStatusView(*job, context.store().findBatch(job->batch_id)));
   }
-  auto out = orderedObject();
-  out->set("latest_runs", runs);
-  out->set("total_runs", static_cast<int>(runs->size()));
-  out->set("generated_at", formatTimestamp(nowMicros()));
-  return Response{200, toJson(out), "application/json", {}};
+  return Response{200, listingJson("latest_runs", runs, "total_runs"), "application/json", {}};
 }
 
 }  // namespace

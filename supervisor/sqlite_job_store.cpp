@@ -357,35 +357,32 @@ std::vector<JobRecord> SqliteJobStore::jobsOfBatch(const std::string& batch_id) 
   });
 }
 
+std::optional<JobRecord> SqliteJobStore::firstJob(const std::string& where_and_order,
+                                                  const std::string& arg) {
+  auto jobs = queryJobs(where_and_order + " LIMIT ?", arg, 1);
+  if (jobs.empty()) return std::nullopt;
+  return std::move(jobs.front());
+}
+
 std::optional<JobRecord> SqliteJobStore::findJob(const std::string& job_id) {
-  return guarded("cannot read the job", [&]() -> std::optional<JobRecord> {
-    auto jobs = queryJobs("WHERE job_id = ?", job_id, 0);
-    if (jobs.empty()) return std::nullopt;
-    return std::move(jobs.front());
-  });
+  return guarded("cannot read the job", [&] { return firstJob("WHERE job_id = ?", job_id); });
 }
 
 std::optional<JobRecord> SqliteJobStore::latestRun(const std::string& collector) {
-  return guarded("cannot read the latest run", [&]() -> std::optional<JobRecord> {
-    auto active = queryJobs(
-        "WHERE collector = ? AND status IN ('queued', 'running') "
-        "ORDER BY started_at DESC LIMIT ?",
-        collector, 1);
-    if (!active.empty()) return std::move(active.front());
-    auto recent = queryJobs("WHERE collector = ? ORDER BY started_at DESC LIMIT ?", collector, 1);
-    if (recent.empty()) return std::nullopt;
-    return std::move(recent.front());
+  return guarded("cannot read the latest run", [&] {
+    auto active = firstJob(
+        "WHERE collector = ? AND status IN ('queued', 'running') ORDER BY started_at DESC",
+        collector);
+    return active ? active : firstJob("WHERE collector = ? ORDER BY started_at DESC", collector);
   });
 }
 
 std::optional<JobRecord> SqliteJobStore::lastFinishedRun(const std::string& collector) {
-  return guarded("cannot read the last finished run", [&]() -> std::optional<JobRecord> {
-    auto jobs = queryJobs(
+  return guarded("cannot read the last finished run", [&] {
+    return firstJob(
         "WHERE collector = ? AND status IN ('completed', 'failed', 'cancelled') "
-        "ORDER BY started_at DESC LIMIT ?",
-        collector, 1);
-    if (jobs.empty()) return std::nullopt;
-    return std::move(jobs.front());
+        "ORDER BY started_at DESC",
+        collector);
   });
 }
 

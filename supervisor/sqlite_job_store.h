@@ -46,6 +46,7 @@ class SqliteJobStore final : public JobStore {
   void migrate();
   std::vector<JobRecord> queryJobs(const std::string& where_and_order, const std::string& arg,
                                    int limit);
+  std::optional<JobRecord> firstJob(const std::string& where_and_order, const std::string& arg);
 
   std::string path_;
   std::string owner_;

@@ -25,31 +25,29 @@ void split(Micros t, time_t& seconds, long& micros) {
   }
 }
 
+// "YYYY-MM-DDTHH:MM:SS" then ".ffffffZ" or "Z".
+std::string format(Micros t, bool with_micros) {
+  time_t seconds;
+  long micros;
+  split(t, seconds, micros);
+  struct tm tm {};
+  gmtime_r(&seconds, &tm);
+  char buf[96];
+  const int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  if (with_micros) {
+    std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), ".%06ldZ", micros);
+  } else {
+    std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), "Z");
+  }
+  return buf;
+}
+
 }  // namespace
 
-std::string formatTimestamp(Micros t) {
-  time_t seconds;
-  long micros;
-  split(t, seconds, micros);
-  struct tm tm {};
-  gmtime_r(&seconds, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
-  return buf;
-}
+std::string formatTimestamp(Micros t) { return format(t, true); }
 
-std::string formatTimestampSeconds(Micros t) {
-  time_t seconds;
-  long micros;
-  split(t, seconds, micros);
-  struct tm tm {};
-  gmtime_r(&seconds, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
-}
+std::string formatTimestampSeconds(Micros t) { return format(t, false); }
 
 std::string formatDuration(double seconds) {
   long long total = seconds > 0 ? static_cast<long long>(seconds) : 0;
