@@ -1,0 +1,246 @@
+#pragma once
+
+// The supervisor's private state and the declarations its three source files share:
+// supervisor.cpp (batches, the queue, persistence, recovery, the public API), job_run.cpp (one
+// run: spawn, pipes, protocol, timers, exit) and schedules.cpp (schedules, log retention).
+// Everything here lives on the supervision thread unless a comment says otherwise.
+
+#include <Poco/Logger.h>
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "child_process.h"
+#include "ids.h"
+#include "job_log.h"
+#include "job_state.h"
+#include "supervisor.h"
+
+namespace collectord {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+inline constexpr std::size_t kReadChunk = 64 * 1024;
+// Protocol warnings written to one job's log; a collector spewing garbage must not fill a disk.
+inline constexpr int kMaxWarningsPerJob = 1000;
+// What one drain after exit reads at most, should a grandchild keep writing.
+inline constexpr std::size_t kMaxDrainBytes = 16 * 1024 * 1024;
+inline constexpr auto kStoreRetryDelay = std::chrono::seconds(1);
+inline constexpr auto kLogSweepInterval = std::chrono::hours(1);
+
+inline Micros toMicros(std::chrono::milliseconds d) { return d.count() * 1000; }
+
+struct Supervisor::Impl {
+  // One of a child's pipes, read asynchronously until EOF.
+  struct Pipe {
+    std::vector<char> buffer;
+    bool reading = false;  // an async read is outstanding
+  };
+
+  // A job of an active batch. Lives on the supervision thread until its batch is terminal and
+  // written to the store.
+  struct Job {
+    Job(JobRecord record, std::shared_ptr<const CollectorConfig> config, int pos)
+        : sm(std::move(record)), collector(std::move(config)), position(pos) {}
+    JobStateMachine sm;
+    std::shared_ptr<const CollectorConfig> collector;  // null if no longer configured
+    int position;                                      // in its batch
+    std::unique_ptr<ChildProcess> child;
+    std::unique_ptr<JobLog> log;
+    Pipe progress, output;
+    std::string partial;      // an incomplete protocol line
+    bool discarding = false;  // inside an over-long line, dropping until its newline
+    std::optional<int> wait_status;
+    std::uint64_t line_no = 0;
+    int warnings = 0;
+    Clock::time_point last_progress;
+    std::unique_ptr<asio::steady_timer> timeout_timer, stall_timer, kill_timer, retry_timer;
+    std::vector<AttemptRecord> unsaved_attempts;
+  };
+  struct Batch {
+    BatchRecord record;
+    std::vector<std::string> job_ids;  // trigger order
+  };
+
+  Impl(Config cfg, JobStore& job_store, SupervisorOptions opts, Metrics* m)
+      : store(job_store), options(opts), metrics(m ? *m : own_metrics) {
+    applyConfig(std::move(cfg));
+  }
+
+  JobStore& store;
+  SupervisorOptions options;
+  Metrics own_metrics;  // used when the owner passes none
+  Metrics& metrics;
+  Poco::Logger& log = Poco::Logger::get("collectord.supervisor");
+  IdGenerator ids;
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::thread thread;
+  std::atomic<bool> accepting{false};
+
+  mutable std::mutex config_mutex;
+  std::shared_ptr<const Config> current_config;  // guarded by config_mutex; replaced on reload
+
+  // Owned by the supervision thread.
+  std::map<std::string, std::shared_ptr<const CollectorConfig>> collectors;
+  std::map<std::string, std::unique_ptr<Job>> jobs;
+  std::map<std::string, Batch> batches;
+  std::set<std::string> dirty_jobs;
+  std::set<std::string> dirty_batches;
+  asio::steady_timer flush_timer{io};
+  bool flush_armed = false;
+  asio::steady_timer sweep_timer{io};
+  struct ScheduledCollector {
+    std::unique_ptr<asio::steady_timer> timer;
+    Micros next = 0;
+  };
+  std::map<std::string, ScheduledCollector> schedules;
+  bool stopping = false;
+  std::function<void()> on_drained;
+
+  std::shared_ptr<const Config> config() const;
+
+  void applyConfig(Config cfg);
+
+  std::shared_ptr<const CollectorConfig> collectorConfig(const std::string& name) const;
+
+  Job* findJob(const std::string& id);
+
+  std::string logPath(const std::string& job_id) const;
+
+  Job* activeJobOf(const std::string& collector);
+
+  TriggerResult createBatch(const std::vector<std::string>& names, Priority priority);
+
+  BatchRecord insertNewBatch(const std::vector<std::string>& names, Priority priority, Micros now);
+
+  std::string describe(const std::vector<std::string>& job_ids);
+
+  // Starts queued jobs, by priority then age, while the node and collector limits allow.
+  void dispatch();
+
+  // The child's whole environment. `env.NAME = @file:/path` is read now, at spawn time, so a
+  // rotated secret takes effect on the next run and never sits in the configuration; false
+  // with `error` when such a file cannot be read.
+  bool environmentFor(const Job& job, std::vector<std::string>& env, std::string& error) const;
+
+  std::vector<std::string> baseEnvironment(const Job& job) const;
+
+  // Fills the request's account and limits; false with `error` when the account is unusable.
+  bool identityFor(const CollectorConfig& c, SpawnRequest& request, std::string& error) const;
+
+  bool spawn(Job& job);
+
+  // A timer's handler runs later, possibly after its job is gone or has moved to another
+  // attempt: it captures the ID and attempt, never the job itself.
+  template <typename Fn>
+  void arm(std::unique_ptr<asio::steady_timer>& timer, Clock::duration after, const Job& job,
+           Fn fn) {
+    if (!timer) timer = std::make_unique<asio::steady_timer>(io);
+    timer->expires_after(after);
+    timer->async_wait([this, id = job.sm.record().job_id, attempt = job.sm.record().attempt,
+                       fn](const boost::system::error_code& ec) {
+      if (ec) return;
+      Job* j = findJob(id);
+      if (j && j->sm.record().attempt == attempt) fn(*j);
+    });
+  }
+
+  void armRunTimers(Job& job);
+
+  // Fires when no progress line came for stall_timeout; progress only moves the deadline, so a
+  // flood of lines costs no timer operations.
+  void armStall(Job& job, Clock::duration after);
+
+  // Ends a running job's process group: SIGTERM, then SIGKILL after the grace period.
+  void kill(Job& job, const std::string& reason, bool cancel);
+
+  std::optional<Micros> retryDelay(const Job& job) const;
+
+  void armRetry(Job& job);
+
+  void cancelTimers(Job& job);
+
+  void fail(Job& job, const std::string& error);
+
+  void readPipe(Job& job, Pipe& pipe, asio::posix::stream_descriptor& fd, bool progress);
+
+  void deliver(Job& job, bool progress, const char* data, std::size_t n);
+
+  void drainAndClose(Job& job, Pipe& pipe, asio::posix::stream_descriptor& fd, bool progress);
+
+  void close(Job& job, asio::posix::stream_descriptor& fd, bool progress);
+
+  void consume(Job& job, const char* data, std::size_t n);
+
+  void startDiscarding(Job& job);
+
+  void handleLine(Job& job, std::string_view line);
+
+  void warn(Job& job, const std::string& reason);
+
+  void onChildExit(Job& job, int wait_status);
+
+  void maybeFinish(Job& job);
+
+  // Whatever ended a run (exit, spawn failure, cancel of a queued job): persist, retry or
+  // record the outcome, and let the queue move.
+  void afterRun(Job& job);
+
+  CancelOutcome cancel(Job& job);
+
+  CancelOutcome cancelJob(const std::string& job_id);
+
+  CancelOutcome cancelBatch(const std::string& batch_id);
+
+  void recordEnd(const Job& job);
+
+  void updateGauges();
+
+  void markDirty(Job& job);
+
+  void scheduleFlush(Clock::duration delay);
+  void scheduleFlush();
+
+  // Writes every dirty job and its batch in one transaction; on failure keeps them dirty and
+  // tries again later, so a passing store fault loses nothing.
+  void flush();
+
+  void rollUp(Batch& batch);
+
+  void retireIfDone(const std::string& batch_id);
+
+  // Deletes job logs older than logs.retention_days, then again every hour.
+  void sweepLogs();
+
+  // (Re)arms a timer per scheduled collector. A slot missed while collectord was down fires
+  // once now, not once per missed slot.
+  void armSchedules();
+
+  void armSchedule(const std::string& name, Micros at);
+
+  void fireSchedule(const std::string& name);
+
+  std::vector<CollectorState> collectorStates();
+
+  void recover();
+
+  void beginStop(std::function<void()> done);
+
+  void checkDrained();
+};
+
+}  // namespace collectord
