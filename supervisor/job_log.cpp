@@ -69,19 +69,23 @@ bool JobLog::open(std::string& error) {
   if (::fstat(fd_.get(), &st) == 0) size_ = static_cast<std::uint64_t>(st.st_size);
   if (size_ > 0) {  // appending to a retried job's log: learn what was dropped before
     bool found = false;
-    dropped_ = parse(readFile(path_, found)).first;
+    const std::string text = readFile(path_, found);
+    const auto [dropped, output] = parse(text);
+    dropped_ = dropped;
+    marker_ = text.size() - output.size();
   }
   return true;
 }
 
 void JobLog::write(std::string_view data) {
   if (!fd_) return;
-  if (size_ + data.size() > max_bytes_ && size_ > 0) dropOldest();
-  // A single write larger than the cap keeps only its end.
-  if (data.size() > max_bytes_) {
-    dropped_ += data.size() - max_bytes_ / 2;
-    data = data.substr(data.size() - max_bytes_ / 2);
+  if (data.size() > max_bytes_ / 2) {
+    // One write larger than half the cap: everything before it, and its own start, go.
+    const std::string_view keep = data.substr(data.size() - max_bytes_ / 2);
+    rewrite(keep, (size_ - marker_) + (data.size() - keep.size()));
+    return;
   }
+  if (size_ + data.size() > max_bytes_ && size_ > 0) dropOldest();
   if (writeAll(fd_.get(), data.data(), data.size())) size_ += data.size();
   // A full disk must not stop supervision; the daemon log and the job's status still tell.
 }
@@ -94,19 +98,24 @@ void JobLog::dropOldest() {
   std::size_t cut = output.size() > max_bytes_ / 2 ? output.size() - max_bytes_ / 2 : 0;
   const auto newline = output.find('\n', cut);
   if (newline != std::string_view::npos && newline + 1 < output.size()) cut = newline + 1;
-  dropped_ += cut;
+  rewrite(output.substr(cut), cut);
+}
+
+void JobLog::rewrite(std::string_view keep, std::uint64_t dropping) {
   const std::string temp = path_ + ".tmp";
   UniqueFd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
   if (!out) return;
-  const std::string marker = droppedMarker(dropped_);
+  const std::string marker = droppedMarker(dropped_ + dropping);
   if (!writeAll(out.get(), marker.data(), marker.size()) ||
-      !writeAll(out.get(), output.data() + cut, output.size() - cut) ||
+      !writeAll(out.get(), keep.data(), keep.size()) ||
       ::rename(temp.c_str(), path_.c_str()) != 0) {
     ::unlink(temp.c_str());
     return;
   }
+  dropped_ += dropping;
   fd_.reset(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
-  size_ = marker.size() + output.size() - cut;
+  marker_ = marker.size();
+  size_ = marker.size() + keep.size();
 }
 
 std::optional<LogSlice> readJobLog(const std::string& path, std::uint64_t offset,

@@ -26,11 +26,14 @@ class JobLog {
 
  private:
   void dropOldest();
+  // Replaces the file with the marker and `keep`, counting `dropping` more bytes as dropped.
+  void rewrite(std::string_view keep, std::uint64_t dropping);
 
   std::string path_;
   std::uint64_t max_bytes_;
   UniqueFd fd_;
-  std::uint64_t size_ = 0;     // bytes in the file now
+  std::uint64_t size_ = 0;     // bytes in the file now, marker included
+  std::uint64_t marker_ = 0;   // bytes of the marker line at the top, when there is one
   std::uint64_t dropped_ = 0;  // bytes of output dropped so far
 };
 

@@ -104,7 +104,10 @@ bool Supervisor::Impl::spawn(Job& job) {
     fail(job, error);
     return false;
   }
-  SpawnRequest request{c.command, c.args, c.working_directory, {}};
+  SpawnRequest request;
+  request.executable = c.command;
+  request.args = c.args;
+  request.working_directory = c.working_directory;
   if (!environmentFor(job, request.environment, error) || !identityFor(c, request, error)) {
     job.log->write("[collectord] cannot start: " + error + "\n");
     fail(job, "failed to start: " + error);

@@ -54,6 +54,7 @@ bool JobStateMachine::transition(JobStatus to, Micros now) {
   if (isTerminal(to)) {
     record_.ended_at = now;
     record_.pid.reset();
+    record_.next_attempt_at.reset();  // a retry that was waiting will not happen
   }
   return true;
 }

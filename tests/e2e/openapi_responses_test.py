@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """Checks a real collectord against the OpenAPI document it serves.
 
-Starts the daemon (port 0, a temp folder with its config, two tiny sh collectors and a docs
+Starts the daemon (port 0, a temp folder with its config, three tiny sh collectors and a docs
 folder), drives every endpoint through queued, running and terminal runs and through the error
 cases it can provoke, and validates each response (status, Content-Type, required headers and
 body) against the schema that GET /api/openapi.json gives for that path, method and status,
-using a Draft 2020-12 validator with format checking. A second daemon with credentials and a
-tiny rate limit provides 401, 403 and 429.
+using a Draft 2020-12 validator with format checking. A second daemon runs one job at a time
+(collectors.max_concurrent = 1) with a collector that blocks until it is cancelled, one that
+writes more output than its capped log keeps, one that fails and waits to be retried and two
+scheduled ones: it covers cancelling (queued: 200, running: 202, ended: 409), the job log
+(offset/limit, tail, the X-Log-* headers) and GET /api/collectors before, during and after runs.
+A third daemon with credentials and a tiny rate limit provides 401, 403 and 429.
 
 Usage: openapi_responses_test.py --daemon PATH/TO/collectord [--spec http/openapi.json]
 
-Needs Python 3 and jsonschema (Debian: python3-jsonschema); exits 77 (a skip for ctest)
-without it. Prints "N passed, M failed" last and exits 1 when anything failed. Set
+Needs Python 3 and jsonschema (Debian: python3-jsonschema); exits 77 without it (ctest counts
+that as a failure: tests/CMakeLists.txt runs this with Debian's python3, which should have it). Prints "N passed, M failed" last and exits 1 when anything failed. Set
 COLLECTORD_KEEP_TEST_DIRS to keep the temp folder.
 """
 
@@ -89,6 +93,57 @@ while [ ! -e "$RELEASE" ]; do
 done
 exit 0
 """
+
+# Blocks (bounded) until the test cancels it; output on stdout and stderr, one progress line.
+BLOCKER = """#!/bin/sh
+echo "blocker: started"
+echo "blocker: a line on stderr" >&2
+printf '{"status": "running", "progress": 5, "message": "Blocking until cancelled"}\\n' >&3
+echo "blocker: waiting"
+i=0
+while [ "$i" -lt 1200 ]; do
+  i=$((i + 1))
+  sleep 0.05
+done
+exit 4
+"""
+
+# Writes more output than [logs] max_bytes_per_job keeps, line by line, then completes.
+CHATTY_LINES = 2500
+CHATTY = """#!/bin/sh
+i=1
+while [ "$i" -le %d ]; do
+  printf 'chatty line %%04d: the quick brown fox jumps over the lazy dog\\n' "$i"
+  i=$((i + 1))
+done
+echo "chatty: done" >&2
+printf '{"status": "completed", "progress": 100, "message": "Wrote the lines"}\\n' >&3
+exit 0
+""" % CHATTY_LINES
+
+# Fails at once; configured with one retry after a long backoff, so it waits queued.
+FLAKY = """#!/bin/sh
+echo "flaky: trying"
+printf '{"status": "failed", "error": "upstream returned 503"}\\n' >&3
+exit 1
+"""
+
+# The scheduled collectors never fire during the test.
+QUIET = """#!/bin/sh
+exit 0
+"""
+
+CONTROL_COLLECTORS = (
+    ("blocker", BLOCKER, "timeout = 10m\nstall_timeout = 5m\nkill_grace = 2s\n"),
+    ("chatty", CHATTY, ""),
+    ("flaky", FLAKY, "retries = 1\nretry_backoff = 5m\noverlap = parallel\nconcurrency = 2\n"),
+    ("nightly", QUIET, "cron = 15 3 1 1 *\ntimezone = Europe/Paris\n"),
+    ("ticker", QUIET, "schedule = every 1h\noverlap = skip\n"),
+)
+# Above collectord's 64 KiB pipe read, so that no single write exceeds the cap: how much is
+# dropped then does not depend on how the output happens to be chunked.
+CONTROL_LOG_MAX_BYTES = 128 * 1024
+LOG_HEADERS = ("X-Log-Offset", "X-Log-Next-Offset", "X-Log-Size", "X-Log-Dropped")
 
 RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE)
@@ -342,7 +397,8 @@ def write(path, text, mode=0o644):
     os.chmod(path, mode)
 
 
-def make_folder(root, name, main_extra="", auth=False, requests_per_minute=1000000):
+def make_folder(root, name, main_extra="", auth=False, requests_per_minute=1000000,
+                collectors=None, collectors_extra="", logs_extra=""):
     folder = os.path.join(root, name)
     release = os.path.join(folder, "release")
     auth_section = ("[auth]\nrequired = true\napi_keys_file = api_keys\n" if auth
@@ -351,15 +407,16 @@ def make_folder(root, name, main_extra="", auth=False, requests_per_minute=10000
           "[http]\naddress = 127.0.0.1\nport = 0\n"
           f"max_body_bytes = {MAX_BODY_BYTES}\n"
           "[store]\nurl = sqlite:collectord.db\n"
-          "[collectors]\ndirectory = collectors.d\n"
-          "[logs]\ndirectory = logs\n"
+          f"[collectors]\ndirectory = collectors.d\n{collectors_extra}"
+          f"[logs]\ndirectory = logs\n{logs_extra}"
           "[docs]\ndirectory = docs\n"
           f"{auth_section}"
           f"[ratelimit]\nrequests_per_minute = {requests_per_minute}\n" + main_extra)
     write(os.path.join(folder, "api_keys"),
           f"{READER_KEY} read reader\n{RUNNER_KEY} read,run runner\n", 0o600)
-    for collector, script, extra in (("alpha", ALPHA, ""), ("beta", BETA, ""),
-                                     ("gamma", GAMMA, "overlap = skip\n")):
+    if collectors is None:
+        collectors = (("alpha", ALPHA, ""), ("beta", BETA, ""), ("gamma", GAMMA, "overlap = skip\n"))
+    for collector, script, extra in collectors:
         write(os.path.join(folder, "collectors.d", collector + ".sh"), script, 0o755)
         write(os.path.join(folder, "collectors.d", collector + ".ini"),
               f"[collector]\ncommand = ./{collector}.sh\nenv.RELEASE = {release}\n{extra}")
@@ -568,16 +625,332 @@ def error_flow(run, daemon):
     run.validate(get("/api/collectors/runs/job/zz_00000000"), 404, "no such job")
     run.validate(get("/api/collectors/runs/job/ZZ_1"), 404, "malformed job ID")
     run.validate(get("/api/collectors/runs/job/ni_0%2F000000"), 404, "an encoded slash")
-    for method, target in (("DELETE", "/api/collectors/history"),
-                           ("GET", "/api/collectors/run"),
-                           ("PUT", "/api/collectors/runs/batch/bc_00000000"),
-                           ("POST", "/healthz"),
-                           ("DELETE", "/api/openapi.json")):
+    for method, target, expected_allow in (
+            ("DELETE", "/api/collectors/history", "GET"),
+            ("GET", "/api/collectors/run", "POST"),
+            ("POST", "/api/collectors", "GET"),
+            ("PUT", "/api/collectors/runs/batch/bc_00000000", "GET, DELETE"),
+            ("POST", "/api/collectors/runs/job/zz_00000000", "GET, DELETE"),
+            ("GET", "/api/collectors/runs/batch/bc_00000000/cancel", "POST"),
+            ("DELETE", "/api/collectors/runs/job/zz_00000000/cancel", "POST"),
+            ("POST", "/api/collectors/runs/job/zz_00000000/log", "GET"),
+            ("POST", "/healthz", "GET"),
+            ("DELETE", "/api/openapi.json", "GET")):
         reply = run.validate(daemon.request(method, target), 405, "wrong method")
-        expected_allow = "POST" if target == "/api/collectors/run" else "GET"
         run.expect(reply.header("Allow") == expected_allow, f"{method} {target}: Allow names "
                    f"{expected_allow}", reply.show())
     run.validate(get("/api/nothing/here"), 404, "no such route")
+
+
+def log_offsets(reply):
+    """The four X-Log-* headers as integers (None for a missing or malformed one)."""
+    values = {}
+    for name in LOG_HEADERS:
+        value = reply.header(name)
+        values[name] = int(value) if value is not None and value.isdigit() else None
+    return values
+
+
+def check_log(run, reply, label):
+    """Validates a log reply, and that its headers agree with each other and with its body."""
+    run.validate(reply, 200, label)
+    if reply.status != 200:
+        return None
+    h = log_offsets(reply)
+    if None in h.values():
+        return None  # reported by validate
+    consistent = (h["X-Log-Dropped"] <= h["X-Log-Offset"] <= h["X-Log-Next-Offset"]
+                  <= h["X-Log-Size"]
+                  and h["X-Log-Next-Offset"] - h["X-Log-Offset"] == len(reply.body))
+    run.expect(consistent, f"{reply.target}: dropped <= offset <= next <= size and "
+               "next - offset = the body's length", reply.show())
+    return h
+
+
+def control_flow(run, binary, root):
+    """Cancel, the job log and GET /api/collectors on a daemon that runs one job at a time."""
+    folder, _ = make_folder(root, "control", collectors=CONTROL_COLLECTORS,
+                            collectors_extra="max_concurrent = 1\n",
+                            logs_extra=f"max_bytes_per_job = {CONTROL_LOG_MAX_BYTES}\n")
+    daemon = Daemon(binary, folder)
+    get = lambda target: daemon.request("GET", target)  # noqa: E731
+
+    def trigger(names):
+        body = json.dumps({"collectors": names})
+        reply = run.validate(daemon.request("POST", "/api/collectors/run", body), 201,
+                             "+".join(names))
+        if reply.status != 201:
+            raise RuntimeError(f"cannot trigger {names}\n{reply.show()}")
+        return reply.json()["batch_id"], [job["job_id"] for job in reply.json()["collectors"]]
+
+    def wait_job(job_id, done, what):
+        reply, reached = poll(daemon, f"/api/collectors/runs/job/{job_id}", done)
+        if not run.expect(reached, what, reply.show()):
+            raise RuntimeError(f"gave up: {what}")
+        return run.validate(reply, 200, what).json()
+
+    def collectors(label):
+        reply = run.validate(get("/api/collectors"), 200, label)
+        return {c["name"]: c for c in reply.json()["collectors"]} if reply.status == 200 else {}
+
+    try:
+        # Before any run: settings and schedules, nothing active, nothing finished.
+        listed = collectors("before any run")
+        names = [name for name, _, _ in CONTROL_COLLECTORS]
+        run.expect(list(listed) == names, "GET /api/collectors lists the collectors by name",
+                   f"got {list(listed)}")
+        if listed:
+            run.expect(all(c["running"] == 0 and c["queued"] == 0 and c["active_run"] is None
+                           and c["last_run"] is None for c in listed.values()),
+                       "before any run: no active and no last run", json.dumps(listed))
+            blocker, flaky = listed["blocker"], listed["flaky"]
+            run.expect(blocker["job_name"] == "blocker-collector" and blocker["type"] == "exec"
+                       and blocker["schedule"] is None and blocker["next_scheduled_at"] is None
+                       and blocker["limits"] == {
+                           "overlap": "queue", "concurrency": 1, "timeout": "10m",
+                           "stall_timeout": "5m", "kill_grace": "2s", "retries": 0,
+                           "retry_backoff": "30s"},
+                       "the blocker's settings", json.dumps(blocker))
+            run.expect(flaky["limits"]["overlap"] == "parallel"
+                       and flaky["limits"]["concurrency"] == 2
+                       and flaky["limits"]["retries"] == 1
+                       and flaky["limits"]["retry_backoff"] == "5m"
+                       and flaky["limits"]["timeout"] is None,
+                       "the flaky collector's settings", json.dumps(flaky))
+            run.expect(listed["ticker"]["schedule"] == "every 1h"
+                       and listed["ticker"]["next_scheduled_at"] is not None
+                       and listed["nightly"]["schedule"] == "cron 15 3 1 1 * (Europe/Paris)"
+                       and listed["nightly"]["next_scheduled_at"] is not None,
+                       "the schedules and when they fire next",
+                       json.dumps([listed["ticker"], listed["nightly"]]))
+
+        # The blocker runs; everything triggered after it waits (max_concurrent = 1).
+        blocker_batch, (blocker_job,) = trigger(["blocker"])
+        wait_job(blocker_job, lambda j: j["status"] == "running"
+                 and j["progress_percent"] is not None, "the blocker runs")
+        queued_batch, (queued_job,) = trigger(["chatty"])
+        pair_batch, pair_jobs = trigger(["chatty", "flaky"])
+        run.validate(get(f"/api/collectors/runs/job/{queued_job}"), 200, "queued behind")
+        listed = collectors("one running, three queued")
+        if listed:
+            run.expect(listed["blocker"]["running"] == 1 and listed["blocker"]["queued"] == 0
+                       and (listed["blocker"]["active_run"] or {}).get("job_id") == blocker_job
+                       and listed["chatty"]["running"] == 0 and listed["chatty"]["queued"] == 2
+                       and (listed["chatty"]["active_run"] or {}).get("job_id") == pair_jobs[0]
+                       and listed["flaky"]["queued"] == 1 and listed["ticker"]["queued"] == 0,
+                       "GET /api/collectors counts running and queued jobs and shows the newest",
+                       json.dumps(listed))
+
+        # A queued job's log: empty, every offset 0.
+        reply = get(f"/api/collectors/runs/job/{queued_job}/log")
+        h = check_log(run, reply, "never started")
+        run.expect(h is not None and reply.body == b"" and set(h.values()) == {0},
+                   "a job that never started has an empty log", reply.show())
+
+        # Cancel a queued job (200), then again (409); its batch ended with it.
+        reply = run.validate(daemon.request(
+            "POST", f"/api/collectors/runs/job/{queued_job}/cancel"), 200, "queued: cancelled")
+        if reply.status == 200:
+            job = reply.json()
+            run.expect(job["status"] == "cancelled" and job["error"] == "cancelled by request"
+                       and job["batch_status"] == "cancelled",
+                       "a cancelled queued job and its one-job batch end at once", reply.show())
+        run.validate(daemon.request("DELETE", f"/api/collectors/runs/job/{queued_job}"), 409,
+                     "already cancelled")
+        run.validate(daemon.request(
+            "POST", f"/api/collectors/runs/batch/{queued_batch}/cancel"), 409,
+            "its batch has ended")
+        run.validate(get(f"/api/collectors/runs/job/{queued_job}"), 200, "cancelled while queued")
+
+        # Cancel a batch of queued jobs (200).
+        reply = run.validate(daemon.request("POST", f"/api/collectors/runs/batch/{pair_batch}/cancel"),
+                             200, "all queued: cancelled")
+        if reply.status == 200:
+            run.expect(reply.json()["status"] == "cancelled"
+                       and all(j["status"] == "cancelled" for j in reply.json()["collectors"]),
+                       "a batch of queued jobs is cancelled at once", reply.show())
+        run.validate(daemon.request("DELETE", f"/api/collectors/runs/batch/{pair_batch}"), 409,
+                     "already cancelled")
+
+        # The running blocker's log: follow it, read its tail.
+        log_target = f"/api/collectors/runs/job/{blocker_job}/log"
+        reply = get(log_target)
+        deadline = time.monotonic() + POLL_TIMEOUT
+        while b"blocker: waiting" not in reply.body and time.monotonic() < deadline:
+            time.sleep(POLL_INTERVAL)
+            reply = get(log_target)
+        h = check_log(run, reply, "running")
+        text = reply.body.decode("utf-8", "replace")
+        run.expect(text.startswith("[collectord] attempt 1 of 1: started ")
+                   and "blocker: a line on stderr\n" in text and "blocker: waiting\n" in text,
+                   "the log holds collectord's start line, stdout and stderr", reply.show())
+        if h:
+            first = get(f"{log_target}?offset=0&limit=12")
+            fh = check_log(run, first, "the first 12 bytes")
+            rest = get(f"{log_target}?offset={fh['X-Log-Next-Offset'] if fh else 12}")
+            check_log(run, rest, "from where the first read ended")
+            run.expect(len(first.body) == 12 and first.body + rest.body == reply.body,
+                       "two reads in a row give the whole log", rest.show())
+            tail = get(f"{log_target}?tail=1")
+            th = check_log(run, tail, "the last line")
+            run.expect(tail.body == b"blocker: waiting\n" and th is not None
+                       and th["X-Log-Next-Offset"] == th["X-Log-Size"],
+                       "tail=1 is the last line, and next offset is the size", tail.show())
+            zero = get(f"{log_target}?tail=0")
+            zh = check_log(run, zero, "tail=0")
+            run.expect(zero.body == b"" and zh is not None and zh["X-Log-Offset"] == zh["X-Log-Size"],
+                       "tail=0 returns nothing, positioned at the end", zero.show())
+            past = get(f"{log_target}?offset={h['X-Log-Size'] + 100}&limit=5")
+            ph = check_log(run, past, "past the end")
+            run.expect(past.body == b"" and ph is not None and ph["X-Log-Offset"] == ph["X-Log-Size"],
+                       "an offset past the end reads nothing", past.show())
+
+        # Cancel the running blocker (202): it ends cancelled once its processes are gone.
+        reply = run.validate(daemon.request("DELETE", f"/api/collectors/runs/job/{blocker_job}"),
+                             202, "running: being stopped")
+        if reply.status == 202:
+            run.expect(reply.json()["status"] in ("running", "cancelled"),
+                       "202 shows the job as it stood", reply.show())
+        job = wait_job(blocker_job, lambda j: j["status"] in TERMINAL, "the cancelled job ends")
+        run.expect(job["status"] == "cancelled" and job["error"] == "cancelled by request"
+                   and job["batch_status"] == "cancelled",
+                   "a running job cancelled by request ends cancelled", json.dumps(job))
+        text = get(log_target).body.decode("utf-8", "replace")
+        run.expect("[collectord] cancelled by request: sending SIGTERM to the process group\n" in text,
+                   "the log tells the job was signalled", text)
+        run.validate(daemon.request("POST", f"/api/collectors/runs/job/{blocker_job}/cancel"),
+                     409, "already cancelled")
+        run.validate(daemon.request("DELETE", f"/api/collectors/runs/batch/{blocker_batch}"), 409,
+                     "already cancelled")
+
+        # A batch with a running and a queued job (202): the queued one ends at once.
+        mixed_batch, mixed_jobs = trigger(["blocker", "chatty"])
+        wait_job(mixed_jobs[0], lambda j: j["status"] == "running", "the blocker runs again")
+        reply = run.validate(daemon.request(
+            "POST", f"/api/collectors/runs/batch/{mixed_batch}/cancel"), 202, "one running")
+        if reply.status == 202:
+            jobs = reply.json()["collectors"]
+            run.expect(jobs[1]["status"] == "cancelled",
+                       "the batch's queued job is cancelled at once", reply.show())
+        reply, reached = poll(daemon, f"/api/collectors/runs/batch/{mixed_batch}",
+                              lambda b: b["status"] in TERMINAL)
+        if run.expect(reached and reply.json()["status"] == "cancelled",
+                      "the batch ends cancelled", reply.show()):
+            run.validate(reply, 200, "cancelled")
+
+        # A finished run (409), whose capped log dropped its oldest output.
+        done_batch, (done_job,) = trigger(["chatty"])
+        job = wait_job(done_job, lambda j: j["status"] in TERMINAL, "chatty ends")
+        run.expect(job["status"] == "completed", "chatty completes", json.dumps(job))
+        run.validate(daemon.request("POST", f"/api/collectors/runs/job/{done_job}/cancel"), 409,
+                     "completed")
+        run.validate(daemon.request("DELETE", f"/api/collectors/runs/job/{done_job}"), 409,
+                     "completed")
+        run.validate(daemon.request("POST", f"/api/collectors/runs/batch/{done_batch}/cancel"),
+                     409, "completed")
+        log_target = f"/api/collectors/runs/job/{done_job}/log"
+        whole = get(f"{log_target}?tail=10000")
+        wh = check_log(run, whole, "everything still kept")
+        if wh:
+            run.expect(wh["X-Log-Dropped"] > 0 and wh["X-Log-Offset"] == wh["X-Log-Dropped"]
+                       and wh["X-Log-Size"] > CHATTY_LINES * 60,
+                       "the capped log counts all output, and what it dropped", whole.show())
+            text = whole.body.decode("utf-8", "replace")
+            run.expect(f"chatty line {CHATTY_LINES:04d}: " in text
+                       and "chatty line 0001: " not in text
+                       and text.endswith("; job completed\n"),
+                       "the newest output is kept, the oldest dropped", whole.show())
+            # From offset 0 (dropped: moved up to the oldest byte kept), in 40000-byte steps.
+            pieces, offset = [], 0
+            for _ in range(20):
+                piece = get(f"{log_target}?offset={offset}&limit=40000")
+                ph = check_log(run, piece, f"offset={offset}")
+                if not ph:
+                    break
+                if offset == 0:
+                    run.expect(ph["X-Log-Offset"] == wh["X-Log-Dropped"],
+                               "offset 0 of a capped log reads from the oldest byte kept",
+                               piece.show())
+                pieces.append(piece.body)
+                offset = ph["X-Log-Next-Offset"]
+                if offset == ph["X-Log-Size"]:
+                    break
+            run.expect(b"".join(pieces) == whole.body,
+                       "following the log with offset/limit gives what tail gives", "")
+            tail = get(f"{log_target}?tail=2")
+            check_log(run, tail, "the last two lines")
+            lines = tail.body.decode("utf-8", "replace").splitlines(keepends=True)
+            run.expect(len(lines) == 2 and all(line.endswith("\n") for line in lines)
+                       and whole.body.endswith(tail.body),
+                       "tail=2 is the last two lines", tail.show())
+
+        # A job waiting for its retry: attempts, then cancelled while it waits (200).
+        _, (flaky_job,) = trigger(["flaky"])
+        job = wait_job(flaky_job, lambda j: j["attempt"] == 2, "flaky fails and waits to retry")
+        run.expect(job["status"] == "queued" and job["max_attempts"] == 2
+                   and job["next_attempt_at"] is not None
+                   and len(job["previous_attempts"]) == 1
+                   and job["previous_attempts"][0]["attempt"] == 1
+                   and job["previous_attempts"][0]["error"] == "upstream returned 503",
+                   "a job waiting for its retry shows its attempts", json.dumps(job))
+        text = get(f"/api/collectors/runs/job/{flaky_job}/log").body.decode("utf-8", "replace")
+        run.expect("attempt 1 of 2: started" in text and "flaky: trying\n" in text,
+                   "the retried job's log holds its first attempt", text)
+        listed = collectors("a job waiting for its retry")
+        if listed:
+            run.expect(listed["flaky"]["queued"] == 1
+                       and (listed["flaky"]["active_run"] or {}).get("attempt") == 2,
+                       "a job waiting for its retry is queued", json.dumps(listed["flaky"]))
+        reply = run.validate(daemon.request("DELETE", f"/api/collectors/runs/job/{flaky_job}"),
+                             200, "waiting for a retry: cancelled")
+        job = run.validate(get(f"/api/collectors/runs/job/{flaky_job}"), 200,
+                           "cancelled while waiting for a retry")
+        if job.status == 200:
+            run.expect(job.json()["status"] == "cancelled"
+                       and len(job.json()["previous_attempts"]) == 1,
+                       "cancelled before its retry, with its first attempt", job.show())
+
+        # After the runs: nothing active, the last run of each.
+        listed = collectors("after the runs")
+        if listed:
+            last = {name: (c["last_run"] or {}).get("status") for name, c in listed.items()}
+            run.expect(all(c["active_run"] is None and c["running"] == 0 and c["queued"] == 0
+                           for c in listed.values())
+                       and last == {"blocker": "cancelled", "chatty": "completed",
+                                    "flaky": "cancelled", "nightly": None, "ticker": None}
+                       and listed["chatty"]["last_run"]["job_id"] == done_job,
+                       "GET /api/collectors shows each collector's last finished run",
+                       json.dumps(listed))
+        run.validate(get("/api/collectors/history?limit=20"), 200, "after cancels and retries")
+        run.validate(get("/api/collectors/runs/latest"), 200, "after cancels and retries")
+
+        # What the new routes refuse.
+        for query, label in (("tail=3&offset=0", "tail with offset"),
+                             ("tail=3&limit=10", "tail with limit"),
+                             ("tail=abc", "tail not a number"), ("tail=10001", "tail too large"),
+                             ("tail=-1", "negative tail"), ("offset=-1", "negative offset"),
+                             ("offset=1.5", "offset not whole"),
+                             ("offset=99999999999999999999", "offset too large"),
+                             ("limit=0", "limit 0"), ("limit=1048577", "limit too large"),
+                             ("limit=", "empty limit")):
+            run.validate(get(f"{log_target}?{query}"), 400, label)
+        run.validate(get("/api/collectors/runs/job/zz_00000000/log"), 404, "no such job")
+        run.validate(get("/api/collectors/runs/job/zz_00000000/log?tail=x"), 404,
+                     "no such job, bad parameter")
+        run.validate(get("/api/collectors/runs/job/ZZ_1/log"), 404, "malformed job ID")
+        for method, target in (("POST", "/api/collectors/runs/job/zz_00000000/cancel"),
+                               ("DELETE", "/api/collectors/runs/job/zz_00000000"),
+                               ("DELETE", "/api/collectors/runs/job/not-a-job"),
+                               ("POST", "/api/collectors/runs/batch/bc_00000000/cancel"),
+                               ("DELETE", "/api/collectors/runs/batch/bc_00000000"),
+                               ("POST", "/api/collectors/runs/batch/not-a-batch/cancel")):
+            run.validate(daemon.request(method, target), 404, "nothing to cancel")
+    finally:
+        code = daemon.stop()
+        run.expect(code == 0, "the daemon that runs one job at a time stops cleanly on SIGTERM",
+                   f"exit code {code}\n{daemon.log()}")
+        if run.results.failed:
+            print(f"--- the one-at-a-time daemon's output ({folder}):\n{daemon.log()}")
 
 
 def auth_flow(run, binary, root):
@@ -594,6 +967,14 @@ def auth_flow(run, binary, root):
                      "a malformed token")
         run.validate(daemon.request("POST", "/api/collectors/run", '{"collectors": ["alpha"]}',
                                     headers=reader), 403, "read scope cannot run")
+        run.validate(daemon.request("GET", "/api/collectors"), 401, "no credentials")
+        run.validate(daemon.request("DELETE", "/api/collectors/runs/job/zz_00000000",
+                                    headers=reader), 403, "read scope cannot cancel")
+        run.validate(daemon.request("POST", "/api/collectors/runs/batch/bc_00000000/cancel",
+                                    headers=reader), 403, "read scope cannot cancel")
+        run.validate(daemon.request("POST", "/api/collectors/runs/job/zz_00000000/cancel",
+                                    headers={"X-API-Key": RUNNER_KEY}), 404,
+                     "the run scope may cancel")
         run.validate(daemon.request("GET", "/metrics"), 401, "metrics are private by default")
         run.validate(daemon.request("GET", "/metrics", headers=reader), 200)
         run.validate(daemon.request("GET", "/healthz"), 200, "public")
@@ -606,6 +987,10 @@ def auth_flow(run, binary, root):
                              429, "over the limit")
         run.expect(reply.header("X-RateLimit-Remaining") == "0", "429 says 0 remaining",
                    reply.show())
+        run.validate(daemon.request("GET", "/api/collectors/runs/job/zz_00000000/log",
+                                    headers=reader), 429, "over the limit")
+        run.validate(daemon.request("GET", "/api/collectors", headers=reader), 200,
+                     "not rate limited")
     finally:
         code = daemon.stop()
         run.expect(code == 0, "the daemon with credentials stops cleanly on SIGTERM",
@@ -634,6 +1019,7 @@ def main():
         code = daemon.stop()
         run.expect(code == 0, "the daemon stops cleanly on SIGTERM",
                    f"exit code {code}\n{daemon.log()}")
+        control_flow(run, args.daemon, root)
         auth_flow(run, args.daemon, root)
     except Exception as error:  # a crash of the test itself still ends with the tally
         run.results.fail("the test ran to its end", f"{type(error).__name__}: {error}")

@@ -67,6 +67,28 @@ TEST_F(JobLogTest, OverTheCapTheOldestHalfIsDroppedWithAMarker) {
   EXPECT_EQ(all.substr(slice->dropped), slice->text) << "what is left is the exact tail";
 }
 
+TEST_F(JobLogTest, AWriteLargerThanTheCapKeepsItsEndAndCountsEverythingDropped) {
+  JobLog log(path_, 100);
+  std::string error;
+  ASSERT_TRUE(log.open(error));
+  std::string all = "first line\n";
+  log.write(all);
+  std::string big;
+  for (int i = 0; i < 50; ++i) big += "chunk " + std::to_string(i) + "\n";
+  log.write(big);
+  all += big;
+  const auto slice = readJobLog(path_, 0, 1000);
+  ASSERT_TRUE(slice);
+  EXPECT_EQ(slice->size, all.size());
+  EXPECT_EQ(slice->dropped + slice->text.size(), all.size());
+  EXPECT_EQ(all.substr(slice->dropped), slice->text) << "the kept part is the exact end";
+  log.write("after\n");
+  all += "after\n";
+  const auto later = readJobLog(path_, 0, 1000);
+  EXPECT_EQ(later->size, all.size());
+  EXPECT_EQ(all.substr(later->dropped), later->text);
+}
+
 TEST_F(JobLogTest, ReadsByOffsetAndLimitAndTailsByLines) {
   JobLog log(path_, 10000);
   std::string error;

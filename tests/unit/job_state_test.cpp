@@ -223,6 +223,19 @@ TEST(JobStateMachine, FailureWithAttemptsLeftQueuesARetryInsteadOfEnding) {
   EXPECT_EQ(sm.record().error, "exit code 3");
 }
 
+TEST(JobStateMachine, CancellingAJobWaitingForItsRetryClearsTheRetryTime) {
+  JobRecord r = queuedJob();
+  r.max_attempts = 2;
+  JobStateMachine sm(r);
+  sm.setRetryDelay(30'000'000);
+  sm.start(1, 1'000);
+  sm.exited({false, 2}, 2'000);
+  ASSERT_TRUE(sm.record().next_attempt_at.has_value());
+  sm.requestCancel("cancelled by request", 3'000);
+  EXPECT_EQ(sm.record().status, JobStatus::kCancelled);
+  EXPECT_FALSE(sm.record().next_attempt_at.has_value());
+}
+
 TEST(JobStateMachine, WithoutARetryDelayFailureIsFinal) {
   JobRecord r = queuedJob();
   r.max_attempts = 3;
