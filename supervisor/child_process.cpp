@@ -74,15 +74,18 @@ struct CollectorChildSetup {
       return ::setrlimit(resource, &rl);
     };
     if (r.memory_limit && limit(RLIMIT_AS, *r.memory_limit) == -1) return {errno, bp::system_category()};
-    if (r.cpu_seconds && limit(RLIMIT_CPU, *r.cpu_seconds) == -1) return {errno, bp::system_category()};
+    if (r.cpu_seconds) {
+      // The soft limit sends SIGXCPU, which names the limit; the hard one, 5 s of CPU later,
+      // SIGKILLs a child that ignores it.
+      const struct rlimit cpu{static_cast<rlim_t>(*r.cpu_seconds), static_cast<rlim_t>(*r.cpu_seconds + 5)};
+      if (::setrlimit(RLIMIT_CPU, &cpu) == -1) return {errno, bp::system_category()};
+    }
     if (r.max_open_files && limit(RLIMIT_NOFILE, *r.max_open_files) == -1) {
       return {errno, bp::system_category()};
     }
-    if (r.nice) {
-      errno = 0;
-      if (::nice(*r.nice) == -1 && errno != 0) return {errno, bp::system_category()};
-    }
-    if (r.gid && (::setgroups(0, nullptr) == -1 || ::setgid(*r.gid) == -1)) {
+    // Absolute, whatever the daemon's own niceness (nice() would add to it).
+    if (r.nice && ::setpriority(PRIO_PROCESS, 0, *r.nice) == -1) return {errno, bp::system_category()};
+    if (r.gid && (::setgroups(r.groups.size(), r.groups.data()) == -1 || ::setgid(*r.gid) == -1)) {
       return {errno, bp::system_category()};
     }
     if (r.uid && ::setuid(*r.uid) == -1) return {errno, bp::system_category()};

@@ -3,6 +3,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <functional>
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -23,6 +25,7 @@ struct SpawnRequest {
   std::optional<std::uint64_t> max_open_files;
   std::optional<unsigned> uid;  // switch to this account (and its groups) when root
   std::optional<unsigned> gid;
+  std::vector<gid_t> groups;  // supplementary groups of `uid`'s account
 };
 
 // The descriptor number the child finds the progress pipe on (COLLECTOR_PROGRESS_FD).

@@ -108,8 +108,9 @@ std::string stripComments(std::istream& in) {
       const char c = line[i];
       if (quote) {
         if (c == quote) quote = 0;
-      } else if (c == '"' || c == '\'') {
-        quote = c;
+      } else if ((c == '"' || c == '\'') &&
+                 (line[i - 1] == ' ' || line[i - 1] == '\t' || line[i - 1] == '=')) {
+        quote = c;  // only at the start of a word: "it's" is no quote
       } else if ((c == ';' || c == '#') && (line[i - 1] == ' ' || line[i - 1] == '\t')) {
         line.erase(i);
         break;

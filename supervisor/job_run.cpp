@@ -20,6 +20,8 @@ bool Supervisor::Impl::environmentFor(const Job& job, std::vector<std::string>& 
                                       std::string& error) const {
   env = baseEnvironment(job);
   for (const auto& [name, value] : job.collector->env) {
+    // env.PATH, env.HOME... replace the inherited value rather than adding a second one.
+    std::erase_if(env, [&name](const std::string& e) { return e.rfind(name + "=", 0) == 0; });
     if (value.rfind("@file:", 0) != 0) {
       env.push_back(name + "=" + value);
       continue;

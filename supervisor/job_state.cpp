@@ -64,6 +64,10 @@ bool JobStateMachine::start(int pid, Micros now) {
   record_.pid = pid;
   record_.next_attempt_at.reset();
   run_started_at_ = now;
+  if (record_.attempt > 1) {  // replaces "Retrying ... after: ...", which is over now
+    record_.message = "Attempt " + std::to_string(record_.attempt) + " of " +
+                      std::to_string(record_.max_attempts) + " started";
+  }
   return true;
 }
 

@@ -68,6 +68,46 @@ http::AuthSettings authSettingsOf(const Config& config) {
   return settings;
 }
 
+// The credentials of `config`, or null with `error` when they cannot be used; refused as well
+// when auth is required and nobody could ever authenticate.
+std::unique_ptr<http::Authenticator> loadAuthenticator(const Config& config, std::string& error) {
+  auto authenticator = http::Authenticator::load(authSettingsOf(config), error);
+  if (authenticator && config.auth_required && authenticator->keyCount() == 0 &&
+      !authenticator->jwtEnabled()) {
+    error = config.api_keys_file +
+            ": auth.required is true but the file has no keys and no JWT key is set: "
+            "no request could be authenticated";
+    return nullptr;
+  }
+  return authenticator;
+}
+
+// A reload applies collectors, limits and credentials; these keys take effect at restart only.
+void warnAboutRestartOnlyChanges(const Config& before, const Config& after) {
+  Poco::Logger& log = Poco::Logger::get("collectord");
+  const std::vector<std::pair<const char*, bool>> changes = {
+      {"http.address / http.port / http.threads",
+       before.http_address != after.http_address || before.http_port != after.http_port ||
+           before.http_threads != after.http_threads},
+      {"http.tls_cert_file / http.tls_key_file",
+       before.tls_cert_file != after.tls_cert_file || before.tls_key_file != after.tls_key_file},
+      {"http.max_body_bytes / http.timeout",
+       before.http_max_body_bytes != after.http_max_body_bytes || before.http_timeout != after.http_timeout},
+      {"store.url", before.store_url != after.store_url},
+      {"cors.allowed_origins", before.allowed_origins != after.allowed_origins},
+      {"ratelimit.*", before.requests_per_minute != after.requests_per_minute ||
+                          before.trusted_proxies != after.trusted_proxies},
+      {"auth.required / auth.public_*", before.auth_required != after.auth_required ||
+                                            before.public_docs != after.public_docs ||
+                                            before.public_health != after.public_health ||
+                                            before.public_metrics != after.public_metrics},
+      {"docs.directory", before.docs_directory != after.docs_directory},
+  };
+  for (const auto& [keys, changed] : changes) {
+    if (changed) log.warning("reload: %s changed; it takes effect at the next restart", std::string(keys));
+  }
+}
+
 // Waits for SIGHUP on a thread of its own and reloads: the collectors, limits and credentials.
 // An invalid new configuration is rejected whole; the old one stays in effect.
 class ReloadOnHangup {
@@ -80,11 +120,14 @@ class ReloadOnHangup {
     thread_.join();
   }
 
-  // SIGHUP must be blocked in every thread before any exists, so only sigwait sees it.
-  static void blockSignal() {
+  // The signals collectord acts on are blocked in every thread before any exists, so only the
+  // threads that sigwait for them see them: SIGHUP here, SIGTERM, SIGINT and SIGQUIT in
+  // waitForTerminationRequest(). A second SIGTERM during a graceful stop is then absorbed
+  // instead of killing the process with the default action.
+  static void blockSignals() {
     sigset_t set;
     sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
+    for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGQUIT}) sigaddset(&set, sig);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
   }
 
@@ -108,11 +151,12 @@ class ReloadOnHangup {
       return;
     }
     std::string error;
-    auto auth = http::Authenticator::load(authSettingsOf(*loaded.config), error);
+    auto auth = loadAuthenticator(*loaded.config, error);
     if (!auth) {
       log.error("reload rejected: %s", error);
       return;
     }
+    warnAboutRestartOnlyChanges(*supervisor_.config(), *loaded.config);
     const auto n = loaded.config->collectors.size();
     supervisor_.reload(std::move(*loaded.config));
     service_.setAuthenticator(std::move(auth));
@@ -191,14 +235,7 @@ class CollectordApp final : public Poco::Util::ServerApplication {
     }
     const Config& config = *loaded.config;
     std::string auth_error;
-    auto authenticator = http::Authenticator::load(authSettingsOf(config), auth_error);
-    if (authenticator && config.auth_required && authenticator->keyCount() == 0 &&
-        !authenticator->jwtEnabled()) {
-      auth_error = config.api_keys_file +
-                   ": auth.required is true but the file has no keys and no JWT key is set: "
-                   "no request could be authenticated";
-      authenticator.reset();
-    }
+    auto authenticator = loadAuthenticator(config, auth_error);
     if (!authenticator) {
       std::cerr << auth_error << "\ncollectord: 1 configuration problem\n";
       return config_failure;
@@ -213,7 +250,7 @@ class CollectordApp final : public Poco::Util::ServerApplication {
 
  private:
   int serve(const Config& config, std::shared_ptr<const http::Authenticator> authenticator) {
-    ReloadOnHangup::blockSignal();  // before the first thread (logging starts one)
+    ReloadOnHangup::blockSignals();  // before the first thread (logging starts one)
     setUpLogging(config);
     Poco::Logger& log = Poco::Logger::get("collectord");
     log.information("collectord starting with %s (%z collectors)", config.file,

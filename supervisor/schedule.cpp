@@ -165,14 +165,14 @@ std::optional<Schedule> Schedule::cron(std::string_view expression, const std::s
     error = "unknown time zone '" + s.timezone_ + "' (use an IANA name such as Europe/Paris)";
     return std::nullopt;
   }
+  if (!s.next(nowMicros())) {
+    error = "'" + s.expression_ + "' never fires (no such date)";
+    return std::nullopt;
+  }
   return s;
 }
 
-bool Schedule::matches(int minute, int hour, int day, int month, int weekday) const {
-  if (!minutes_[static_cast<std::size_t>(minute)] || !hours_[static_cast<std::size_t>(hour)] ||
-      !months_[static_cast<std::size_t>(month)]) {
-    return false;
-  }
+bool Schedule::dayMatches(int day, int weekday) const {
   const bool day_ok = days_[static_cast<std::size_t>(day)];
   const bool weekday_ok = weekdays_[static_cast<std::size_t>(weekday)];
   // Standard cron: when both day fields are restricted, either may match.
@@ -180,34 +180,35 @@ bool Schedule::matches(int minute, int hour, int day, int month, int weekday) co
   return day_ok && weekday_ok;
 }
 
-Micros Schedule::next(Micros after) const {
+std::optional<Micros> Schedule::next(Micros after) const {
   if (interval_) return after + interval_->count() * 1000;
   UErrorCode status = U_ZERO_ERROR;
   icu::GregorianCalendar calendar(zone_->clone(), status);
-  // Start at the next whole minute; move by minutes, hours or days as the fields allow.
-  Micros t = (after / 60'000'000 + 1) * 60'000'000;
-  for (int guard = 0; guard < 200'000; ++guard) {
-    calendar.setTime(static_cast<UDate>(t / 1000), status);
+  // Start at the next whole minute; skip whole days or hours that cannot match. The calendar
+  // does the skipping in local time, so days of 23 or 25 hours (DST) land on local midnight.
+  calendar.setTime(static_cast<UDate>((after / 60'000'000 + 1) * 60'000), status);
+  const UDate horizon = static_cast<UDate>(after / 1000) + 4.0 * 366 * 24 * 3600 * 1000;
+  while (U_SUCCESS(status) && calendar.getTime(status) < horizon) {
     const int minute = calendar.get(UCAL_MINUTE, status);
     const int hour = calendar.get(UCAL_HOUR_OF_DAY, status);
     const int day = calendar.get(UCAL_DAY_OF_MONTH, status);
     const int month = calendar.get(UCAL_MONTH, status) + 1;
     const int weekday = calendar.get(UCAL_DAY_OF_WEEK, status) - 1;
     if (U_FAILURE(status)) break;
-    if (matches(minute, hour, day, month, weekday)) return t;
-    Micros step_minutes = 1;
-    const bool day_fits = months_[static_cast<std::size_t>(month)] &&
-                          ((!any_day_ && !any_weekday_)
-                               ? (days_[static_cast<std::size_t>(day)] || weekdays_[static_cast<std::size_t>(weekday)])
-                               : (days_[static_cast<std::size_t>(day)] && weekdays_[static_cast<std::size_t>(weekday)]));
-    if (!day_fits) {
-      step_minutes = (24 - hour) * 60 - minute;  // to the next local midnight (or near it)
+    if (!months_[static_cast<std::size_t>(month)] || !dayMatches(day, weekday)) {
+      calendar.set(UCAL_MINUTE, 0);
+      calendar.set(UCAL_HOUR_OF_DAY, 0);
+      calendar.add(UCAL_DATE, 1, status);
     } else if (!hours_[static_cast<std::size_t>(hour)]) {
-      step_minutes = 60 - minute;
+      calendar.set(UCAL_MINUTE, 0);
+      calendar.add(UCAL_HOUR_OF_DAY, 1, status);
+    } else if (!minutes_[static_cast<std::size_t>(minute)]) {
+      calendar.add(UCAL_MINUTE, 1, status);
+    } else {
+      return static_cast<Micros>(calendar.getTime(status)) * 1000;
     }
-    t += std::max<Micros>(1, step_minutes) * 60'000'000;
   }
-  return after + 366LL * 24 * 3600 * 1'000'000;  // never matches (e.g. 31 FEB): a year away
+  return std::nullopt;
 }
 
 std::string Schedule::describe() const {

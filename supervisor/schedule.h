@@ -34,15 +34,16 @@ class Schedule {
   Schedule& operator=(Schedule&&) noexcept;
   ~Schedule();
 
-  // The first time the schedule fires strictly after `after`.
-  Micros next(Micros after) const;
+  // The first time the schedule fires strictly after `after`; nullopt when it never does
+  // within four years (a date that does not exist, such as 31 February).
+  std::optional<Micros> next(Micros after) const;
   // "every 15m" or "cron */15 * * * * (UTC)".
   std::string describe() const;
   bool isInterval() const { return interval_.has_value(); }
 
  private:
   Schedule() = default;
-  bool matches(int minute, int hour, int day, int month, int weekday) const;
+  bool dayMatches(int day, int weekday) const;
 
   std::optional<std::chrono::milliseconds> interval_;
   std::string expression_;

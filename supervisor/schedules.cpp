@@ -55,9 +55,10 @@ void Supervisor::Impl::armSchedules() {
     } catch (const StoreError& e) {
       log.error("schedule of %s: %s", name, std::string(e.what()));
     }
-    const Micros next = last ? c->schedule->next(*last) : c->schedule->next(now);
-    armSchedule(name, std::max(next, now));
-    if (last && next <= now) {
+    const std::optional<Micros> next = c->schedule->next(last.value_or(now));
+    if (!next) continue;  // refused by the configuration check; never fires
+    armSchedule(name, std::max(*next, now));
+    if (last && *next <= now) {
       log.information("schedule of %s missed a run while collectord was down: running now", name);
     }
   }
@@ -86,7 +87,7 @@ void Supervisor::Impl::fireSchedule(const std::string& name) {
   } catch (const StoreError& e) {
     log.error("schedule of %s could not start a run: %s", name, std::string(e.what()));
   }
-  armSchedule(name, c->schedule->next(now));
+  if (const auto next = c->schedule->next(now)) armSchedule(name, *next);
 }
 
 }  // namespace collectord

@@ -44,6 +44,8 @@ std::shared_ptr<const Config> Supervisor::Impl::config() const {
 }
 
 void Supervisor::Impl::applyConfig(Config cfg) {
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.logs_directory, ec);
   auto shared = std::make_shared<const Config>(std::move(cfg));
   collectors.clear();
   for (const CollectorConfig& c : shared->collectors) {
@@ -193,6 +195,8 @@ void Supervisor::Impl::dispatch() {
   });
   for (Job* job : ready) {
     if (running >= cfg->max_concurrent) break;
+    // A job that has not started yet runs with the settings in effect now (after a reload).
+    job->collector = collectorConfig(job->sm.record().collector);
     if (!job->collector) {
       fail(*job, "collector '" + job->sm.record().collector + "' is no longer configured");
       continue;
@@ -378,6 +382,12 @@ void Supervisor::Impl::recover() {
         }
         j.sm.setRetryDelay(retryDelay(j));
         j.sm.fail("supervisor restarted while the job was running", now);
+        JobLog job_log(logPath(id), config()->log_max_bytes_per_job);
+        std::string ignored;
+        if (job_log.open(ignored)) {
+          job_log.write("[collectord] supervisor restarted while the job was running; job " +
+                        std::string(toString(j.sm.record().status)) + "\n");
+        }
         for (AttemptRecord& a : j.sm.takeNewAttempts()) j.unsaved_attempts.push_back(std::move(a));
         recordEnd(j);
         log.warning("job %s was running when the previous instance stopped: %s", id,
@@ -478,10 +488,12 @@ TriggerResult Supervisor::trigger(const std::vector<std::string>& collectors, Pr
 }
 
 CancelOutcome Supervisor::cancelJob(const std::string& job_id) {
+  if (!impl_->accepting) throw ShuttingDownError("collectord is shutting down");
   return onThread<CancelOutcome>(impl_->io, [this, job_id] { return impl_->cancelJob(job_id); });
 }
 
 CancelOutcome Supervisor::cancelBatch(const std::string& batch_id) {
+  if (!impl_->accepting) throw ShuttingDownError("collectord is shutting down");
   return onThread<CancelOutcome>(impl_->io,
                                  [this, batch_id] { return impl_->cancelBatch(batch_id); });
 }
@@ -496,6 +508,7 @@ void Supervisor::reload(Config config) {
 }
 
 std::vector<CollectorState> Supervisor::collectorStates() {
+  if (!impl_->accepting) throw ShuttingDownError("collectord is shutting down");
   return onThread<std::vector<CollectorState>>(impl_->io,
                                                [this] { return impl_->collectorStates(); });
 }

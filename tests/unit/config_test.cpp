@@ -283,11 +283,13 @@ TEST_F(ConfigFiles, MissingCollectorsDirectoryIsAProblem) {
 
 TEST_F(ConfigFiles, CommentsAreStrippedButQuotedSemicolonsKept) {
   main("# a comment\n; another\n[http]\nport = 0 ; inline\n");
-  collector("ninja", "[collector]\ncommand = ../collect.sh\nargs = \"a ; b\" c # note\n");
+  collector("ninja",
+            "[collector]\ncommand = ../collect.sh\nargs = \"a ; b\" c # note\nenv.Y = it's ok ; comment\n");
   const ConfigResult result = load();
   ASSERT_TRUE(result.config.has_value()) << result.problems.front().toString();
   EXPECT_EQ(result.config->http_port, 0);
   EXPECT_EQ(result.config->collectors[0].args, (std::vector<std::string>{"a ; b", "c"}));
+  EXPECT_EQ(result.config->collectors[0].env.at(0).second, "it's ok");
 }
 
 TEST(ShellWords, SplitsLikeAShell) {

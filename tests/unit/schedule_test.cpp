@@ -16,13 +16,16 @@ Schedule cron(const std::string& expr, const std::string& tz = "") {
   return s ? *s : *Schedule::every("every 1h", error);
 }
 
-std::string nextAfter(const Schedule& s, Micros t) { return formatTimestamp(s.next(t)); }
+std::string nextAfter(const Schedule& s, Micros t) {
+  const auto next = s.next(t);
+  return next ? formatTimestamp(*next) : "never";
+}
 
 TEST(Schedule, EveryIntervalAddsTheDuration) {
   std::string error;
   const auto s = Schedule::every("every 15m", error);
   ASSERT_TRUE(s) << error;
-  EXPECT_EQ(s->next(kMonday), kMonday + 15LL * 60 * 1'000'000);
+  EXPECT_EQ(*s->next(kMonday), kMonday + 15LL * 60 * 1'000'000);
   EXPECT_EQ(s->describe(), "every 15m");
   EXPECT_TRUE(Schedule::every("every 2s", error));
 }
@@ -61,6 +64,19 @@ TEST(Schedule, CronInATimeZone) {
   const Micros march30 = 1774828800LL * 1'000'000;  // 2026-03-30T00:00:00Z
   EXPECT_EQ(nextAfter(cron("0 6 * * *", "Europe/Paris"), march30), "2026-03-30T04:00:00.000000Z");
   EXPECT_EQ(cron("0 6 * * *", "Europe/Paris").describe(), "cron 0 6 * * * (Europe/Paris)");
+}
+
+TEST(Schedule, DaysOf23HoursDoNotSkipTheNextMidnight) {
+  // New York springs forward on Sunday 2026-03-08; Monday 00:30 EDT is 04:30 UTC.
+  const Micros saturday = 1772928000LL * 1'000'000;  // 2026-03-08T00:00:00Z, Saturday evening NY
+  EXPECT_EQ(nextAfter(cron("30 0 * * MON", "America/New_York"), saturday),
+            "2026-03-09T04:30:00.000000Z");
+}
+
+TEST(Schedule, ADateThatNeverExistsIsRefused) {
+  std::string error;
+  EXPECT_FALSE(Schedule::cron("0 0 31 2 *", "", error));
+  EXPECT_NE(error.find("never fires"), std::string::npos) << error;
 }
 
 TEST(Schedule, CronRejectsMalformedExpressions) {
