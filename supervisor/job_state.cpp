@@ -200,11 +200,13 @@ void rollUpBatch(BatchRecord& batch, const std::vector<const JobRecord*>& jobs) 
   if (queued == total) {
     batch.status = JobStatus::kQueued;
     batch.message = "Waiting for " + plural(total, "collector") + " to start";
-    return;
+  } else {
+    batch.status = JobStatus::kRunning;
+    batch.message = "Processing collectors... " + std::to_string(terminal) + " of " +
+                    std::to_string(total) + " finished";
   }
-  batch.status = JobStatus::kRunning;
-  batch.message = "Processing collectors... " + std::to_string(terminal) + " of " +
-                  std::to_string(total) + " finished";
+  // Any unfinished batch with some progress has an estimate: a queued one too, when its jobs
+  // wait for a retry after getting part of the way.
   if (batch.progress_percent > 0 && batch.progress_percent < 100) {
     const Micros elapsed = std::max<Micros>(0, updated_at - batch.started_at);
     batch.estimated_completion = batch.started_at + elapsed * 100 / batch.progress_percent;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 #include <string>
@@ -40,6 +41,11 @@ class JobStateMachine {
   // collector's policy before exited() or fail(), so the decision is made before any terminal
   // state, which never changes afterwards.
   void setRetryDelay(std::optional<Micros> delay) { retry_delay_ = delay; }
+  // The collector's retries may change (reload) before the job ends; never below the
+  // attempt already under way.
+  void setMaxAttempts(int max_attempts) {
+    record_.max_attempts = std::max(max_attempts, record_.attempt);
+  }
   // A protocol line: progress, message, and the collector's own verdict, which takes effect
   // at exit (a collector that says "completed" and then exits 1 has failed).
   bool report(const ProgressUpdate& update, Micros now);

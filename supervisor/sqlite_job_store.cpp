@@ -250,12 +250,13 @@ void insertJob(Session& session, const JobRecord& j, int position, const std::st
 
 void updateJob(Session& session, const JobRecord& j, const std::string& owner) {
   session << "UPDATE job_runs SET status = ?, progress_percent = ?, message = ?, error = ?, "
-             "updated_at = ?, ended_at = ?, duration_seconds = ?, attempt = ?, pid = ?, "
-             "next_attempt_at = ?, owner = ? WHERE job_id = ?",
+             "updated_at = ?, ended_at = ?, duration_seconds = ?, attempt = ?, max_attempts = ?, "
+             "pid = ?, next_attempt_at = ?, owner = ? WHERE job_id = ?",
       bind(std::string(toString(j.status))), bind(nullable(j.progress_percent)),
       bind(nullable(j.message)), bind(nullable(j.error)), bind(j.updated_at),
       bind(nullable(j.ended_at)), bind(durationOf(j.started_at, j.ended_at)), bind(j.attempt),
-      bind(nullable(j.pid)), bind(nullable(j.next_attempt_at)), bind(owner), bind(j.job_id), now;
+      bind(j.max_attempts), bind(nullable(j.pid)), bind(nullable(j.next_attempt_at)), bind(owner),
+      bind(j.job_id), now;
 }
 
 void insertAttempt(Session& session, const std::string& job_id, const AttemptRecord& a) {

@@ -197,6 +197,7 @@ void Supervisor::Impl::dispatch() {
     if (running >= cfg->max_concurrent) break;
     // A job that has not started yet runs with the settings in effect now (after a reload).
     job->collector = collectorConfig(job->sm.record().collector);
+    if (job->collector) job->sm.setMaxAttempts(job->collector->retries + 1);
     if (!job->collector) {
       fail(*job, "collector '" + job->sm.record().collector + "' is no longer configured");
       continue;

@@ -201,5 +201,36 @@ wait_for_release 1
       << "processes of the job still alive";
 }
 
+TEST(SupervisionCancel, ACancelDuringATimeoutsGracePeriodEndsTheJobCancelled) {
+  TempDir dir;
+  DaemonConfig config(dir);
+  // Ignores the first SIGTERM (the timeout's), exits 0 on the second (the cancel's).
+  config.addBlockingCollector("slowpoke", R"sh(
+n=0
+trap 'n=$((n + 1)); date +%s%N >> "$TERMS"; if [ $n -ge 2 ]; then exit 0; fi' TERM
+echo $$ > "$PIDFILE.tmp" && mv "$PIDFILE.tmp" "$PIDFILE"
+wait_for_release never
+)sh",
+                              {{"timeout", "1s"},
+                               {"kill_grace", "5s"},
+                               {"env.TERMS", dir.file("terms")},
+                               {"env.PIDFILE", dir.file("slowpoke.pid")}});
+  Daemon daemon(config);
+  const HttpClient client = daemon.client();
+  ProcessReaper reaper;
+  const Triggered run = triggerOrThrow(client, {"slowpoke"});
+  reaper.addGroup(waitForPidFile(dir.file("slowpoke.pid")));
+  ASSERT_TRUE(waitUntil([&] { return readLines(dir.file("terms")).size() == 1; }))
+      << "the timeout never sent SIGTERM";
+
+  EXPECT_TRUE(IsJsonResponse(client.post(jobPath(run.job_ids[0]) + "/cancel", ""), 202));
+  const HttpResponse job = waitForJobTerminal(client, run.job_ids[0]);
+  ASSERT_TRUE(IsJsonResponse(job, 200));
+  EXPECT_EQ(jsonOf(*job.object(), "status"), jsonString("cancelled")) << job.describe();
+  EXPECT_EQ(jsonOf(*job.object(), "error"), jsonString("cancelled by request"))
+      << "a cancel outranks a timeout in progress";
+  EXPECT_EQ(readLines(dir.file("terms")).size(), 2u) << "the cancel sends SIGTERM again";
+}
+
 }  // namespace
 }  // namespace collectord::test

@@ -36,6 +36,7 @@ n=$(cat "$COUNTER" 2>/dev/null || echo 0)
 n=$((n + 1))
 echo $n > "$COUNTER"
 echo "attempt $n (COLLECTOR_ATTEMPT=$COLLECTOR_ATTEMPT)"
+printf '{"progress": %d}\n' $((n * 20)) >&3
 if [ $n -lt 3 ]; then echo "attempt $n failing" >&2; exit 1; fi
 printf '{"message": "done on attempt %s"}\n' "$n" >&3
 )sh",
@@ -60,6 +61,7 @@ printf '{"message": "done on attempt %s"}\n' "$n" >&3
   EXPECT_EQ(jsonOf(*waiting, "max_attempts"), "3");
   EXPECT_TRUE(isMicroTimestamp(stringField(*waiting, "next_attempt_at"))) << second.describe();
   const std::int64_t next2 = micros(*waiting, "next_attempt_at");
+  EXPECT_EQ(jsonOf(*waiting, "progress_percent"), "20") << "the last value reported is kept";
   ASSERT_EQ(objectsOf(*waiting, "previous_attempts").size(), 1u) << second.describe();
 
   const HttpResponse third = waitForRetry(client, id, 3);
@@ -82,7 +84,7 @@ printf '{"message": "done on attempt %s"}\n' "$n" >&3
   ASSERT_EQ(previous.size(), 2u) << done.describe();
   for (int i = 0; i < 2; ++i) {
     EXPECT_EQ(previous[i]->getNames(),
-              (std::vector<std::string>{"attempt", "started_at", "ended_at", "error"}));
+              (std::vector<std::string>{"attempt", "ended_at", "error", "started_at"}));  // sorted
     EXPECT_EQ(jsonOf(*previous[i], "attempt"), std::to_string(i + 1));
     EXPECT_EQ(jsonOf(*previous[i], "error"), jsonString("exit code 1"));
     EXPECT_TRUE(isMicroTimestamp(stringField(*previous[i], "started_at"))) << done.describe();
@@ -190,6 +192,32 @@ TEST(SupervisionRetry, CancellingDuringTheBackoffEndsTheJobWithoutAnotherAttempt
             (std::vector<std::string>{run.job_ids[0] + " 1", again.job_ids[0] + " 1"}));
   EXPECT_EQ(jobStatus(client, run.job_ids[0]), "cancelled");
   EXPECT_TRUE(IsJsonResponse(client.del("/api/collectors/runs/job/" + again.job_ids[0]), 200));
+}
+
+TEST(SupervisionRetry, ABatchWaitingForARetryIsQueuedAndKeepsTheBatchRules) {
+  TempDir dir;
+  DaemonConfig config(dir);
+  config.addCollector("halfway", "printf '{\"progress\": 40, \"message\": \"half\"}\\n' >&3\nexit 1\n",
+                      {{"retries", "1"}, {"retry_backoff", "5s"}});
+  Daemon daemon(config);
+  const HttpClient client = daemon.client();
+  const Triggered run = triggerOrThrow(client, {"halfway"});
+  const HttpResponse waiting = waitForRetry(client, run.job_ids[0], 2);
+  ASSERT_TRUE(IsJsonResponse(waiting, 200));
+  EXPECT_EQ(jsonOf(*waiting.object(), "progress_percent"), "40") << "the last value reported is kept";
+  EXPECT_EQ(jsonOf(*waiting.object(), "batch_status"), jsonString("queued"));
+
+  // Its only job is queued again, so the batch is queued again; with progress 40 it still gets
+  // an estimate (API doc: set while the batch is not terminal and 0 < progress_percent < 100).
+  const HttpResponse batch = client.batch(run.batch_id);
+  ASSERT_TRUE(IsJsonResponse(batch, 200));
+  EXPECT_EQ(jsonOf(*batch.object(), "status"), jsonString("queued"));
+  EXPECT_EQ(jsonOf(*batch.object(), "message"), jsonString("Waiting for 1 collector to start"));
+  EXPECT_EQ(jsonOf(*batch.object(), "progress_percent"), "40");
+  EXPECT_TRUE(HasBatchShape(*batch.object()));
+  EXPECT_TRUE(isSecondTimestamp(stringField(*batch.object(), "estimated_completion")))
+      << batch.describe();
+  EXPECT_TRUE(IsJsonResponse(client.del("/api/collectors/runs/job/" + run.job_ids[0]), 200));
 }
 
 }  // namespace

@@ -168,5 +168,54 @@ TEST(SupervisionTimeout, ACollectorIgnoringSigtermIsKilledAfterKillGrace) {
   EXPECT_TRUE(waitUntil([&] { return processesOfJob(run.job_ids[0]).empty(); }));
 }
 
+TEST(SupervisionTimeout, OutputAndInvalidLinesAreNoProgress) {
+  TempDir dir;
+  DaemonConfig config(dir);
+  // Busy on stdout, stderr and with invalid protocol lines for 2 s, never a valid line.
+  config.addCollector("noisy", R"sh(
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  echo "stdout $i"
+  echo "stderr $i" >&2
+  echo "not a progress line" >&3
+  sleep 0.2
+done
+)sh",
+                      {{"stall_timeout", "1s"}, {"kill_grace", "1s"}});
+  Daemon daemon(config);
+  const HttpClient client = daemon.client();
+  const Triggered run = triggerOrThrow(client, {"noisy"});
+  const HttpResponse job = waitForJobTerminal(client, run.job_ids[0]);
+  ASSERT_TRUE(IsJsonResponse(job, 200));
+  EXPECT_EQ(jsonOf(*job.object(), "status"), jsonString("failed"));
+  EXPECT_EQ(jsonOf(*job.object(), "error"), jsonString("no progress for 1s"));
+  const double seconds = numberField(*job.object(), "duration_seconds");
+  EXPECT_GE(seconds, 1.0);
+  EXPECT_LT(seconds, 1.9) << "stall_timeout counts from the start when no valid line comes";
+  const std::string log = readFile(config.jobLogPath(run.job_ids[0])).value_or("");
+  EXPECT_NE(log.find("protocol warning: line 1: "), std::string::npos) << log;
+}
+
+TEST(SupervisionTimeout, ATimedOutAttemptIsRetried) {
+  TempDir dir;
+  DaemonConfig config(dir);
+  config.addBlockingCollector("hangs-once", R"sh(
+if [ "$COLLECTOR_ATTEMPT" = 1 ]; then wait_for_release never; fi
+echo "attempt $COLLECTOR_ATTEMPT finished"
+)sh",
+                              {{"timeout", "1s"}, {"retries", "1"}, {"retry_backoff", "1s"}});
+  Daemon daemon(config);
+  const HttpClient client = daemon.client();
+  const Triggered run = triggerOrThrow(client, {"hangs-once"});
+  const HttpResponse job = waitForJobTerminal(client, run.job_ids[0]);
+  ASSERT_TRUE(IsJsonResponse(job, 200));
+  EXPECT_TRUE(HasJobStatusShape(*job.object()));
+  EXPECT_EQ(jsonOf(*job.object(), "status"), jsonString("completed")) << job.describe();
+  EXPECT_EQ(jsonOf(*job.object(), "attempt"), "2");
+  const auto previous = objectsOf(*job.object(), "previous_attempts");
+  ASSERT_EQ(previous.size(), 1u) << job.describe();
+  EXPECT_EQ(jsonOf(*previous[0], "error"), jsonString("timed out after 1s"));
+  EXPECT_GE(numberField(*job.object(), "duration_seconds"), 2.0) << "timeout + backoff";
+}
+
 }  // namespace
 }  // namespace collectord::test

@@ -363,6 +363,17 @@ TEST_F(RollUp, EstimatedCompletionExtrapolatesElapsedTime) {
   EXPECT_EQ(batch.updated_at, 11'000'000);
 }
 
+TEST_F(RollUp, AQueuedBatchWithProgressHasAnEstimate) {
+  // Both jobs failed part-way and wait for their retries: queued, yet 40 % along.
+  for (JobRecord& j : jobs) j.progress_percent = 40;
+  jobs[0].updated_at = 1'000'000 + 4'000'000;
+  roll();
+  EXPECT_EQ(batch.status, JobStatus::kQueued);
+  EXPECT_EQ(batch.progress_percent, 40);
+  ASSERT_TRUE(batch.estimated_completion.has_value());
+  EXPECT_EQ(*batch.estimated_completion, 1'000'000 + 10'000'000);
+}
+
 TEST_F(RollUp, AllCompletedIsCompletedWithEndTimeOfTheLastJob) {
   end(jobs[0], JobStatus::kCompleted, 3'000'000);
   end(jobs[1], JobStatus::kCompleted, 2'000'000);
