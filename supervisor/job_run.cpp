@@ -72,6 +72,21 @@ bool Supervisor::Impl::identityFor(const CollectorConfig& c, SpawnRequest& reque
     }
     request.uid = pw->pw_uid;
     request.gid = pw->pw_gid;
+    // The account's groups, looked up here: the child may only make async-signal-safe calls.
+    int count = 64;
+    request.groups.resize(static_cast<std::size_t>(count));
+    if (::getgrouplist(pw->pw_name, pw->pw_gid, request.groups.data(), &count) == -1) {
+      request.groups.resize(static_cast<std::size_t>(count));
+      ::getgrouplist(pw->pw_name, pw->pw_gid, request.groups.data(), &count);
+    }
+    request.groups.resize(static_cast<std::size_t>(std::max(count, 0)));
+    // The account's home, unless the collector sets env.HOME itself.
+    const bool own_home = std::any_of(c.env.begin(), c.env.end(),
+                                      [](const auto& e) { return e.first == "HOME"; });
+    if (!own_home) {
+      std::erase_if(request.environment, [](const std::string& e) { return e.rfind("HOME=", 0) == 0; });
+      request.environment.push_back(std::string("HOME=") + pw->pw_dir);
+    }
   }
   if (!c.group.empty()) {
     const group* gr = ::getgrnam(c.group.c_str());

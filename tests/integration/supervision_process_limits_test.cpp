@@ -4,7 +4,13 @@
 
 #include <gtest/gtest.h>
 #include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include <string>
 #include <vector>
@@ -113,6 +119,46 @@ TEST(SupervisionProcessLimits, CpuLimitStopsABusyLoopWithSigxcpu) {
             jsonString("cpu_limit of 1s exceeded (killed by signal 24 (SIGXCPU))"));
   const std::string log = readFile(config.jobLogPath(run.job_ids[0])).value_or("");
   EXPECT_EQ(valueIn(log, "cpu"), "1") << log;
+}
+
+}  // namespace
+}  // namespace collectord::test
+
+namespace collectord::test {
+namespace {
+
+TEST(SupervisionProcessLimits, UserRunsTheCollectorAsThatAccountWithItsGroupsAndHome) {
+  if (::geteuid() != 0) GTEST_SKIP() << "switching accounts needs collectord to run as root";
+  const passwd* pw = ::getpwnam("nobody");
+  ASSERT_NE(pw, nullptr);
+  int count = 64;
+  std::vector<gid_t> groups(64);
+  ASSERT_NE(::getgrouplist(pw->pw_name, pw->pw_gid, groups.data(), &count), -1);
+  groups.resize(static_cast<std::size_t>(count));
+  std::string expected_groups;
+  std::sort(groups.begin(), groups.end());
+  for (gid_t g : groups) expected_groups += (expected_groups.empty() ? "" : " ") + std::to_string(g);
+
+  TempDir dir;
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);  // the account must reach its script
+  DaemonConfig config(dir);
+  ASSERT_EQ(::chmod(config.collectorsDir().c_str(), 0755), 0);
+  config.addCollector("who",
+                      "echo \"uid=$(id -u)\"\necho \"gid=$(id -g)\"\n"
+                      "echo \"groups=$(id -G | tr ' ' '\\n' | sort -n | tr '\\n' ' ' | sed 's/ $//')\"\n"
+                      "echo \"home=$HOME\"\n",
+                      {{"user", "nobody"}});
+  Daemon daemon(config);
+  const HttpClient client = daemon.client();
+  const Triggered run = triggerOrThrow(client, {"who"});
+  const HttpResponse job = waitForJobTerminal(client, run.job_ids[0]);
+  ASSERT_EQ(jsonOf(*job.object(), "status"), jsonString("completed")) << job.describe();
+
+  const std::string log = readFile(config.jobLogPath(run.job_ids[0])).value_or("");
+  EXPECT_EQ(valueIn(log, "uid"), std::to_string(pw->pw_uid)) << log;
+  EXPECT_EQ(valueIn(log, "gid"), std::to_string(pw->pw_gid)) << log;
+  EXPECT_EQ(valueIn(log, "groups"), expected_groups) << "the account's own groups, not root's";
+  EXPECT_EQ(valueIn(log, "home"), pw->pw_dir) << "the account's home, not collectord's";
 }
 
 }  // namespace
