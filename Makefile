@@ -15,7 +15,7 @@ build: deps
 
 run: build
 	@mkdir -p var
-	$(BUILD_DIR)/supervisor/collectord --config=$(CONFIG)
+	$(BUILD_DIR)/bin/collectord --config=$(CONFIG)
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure --timeout 300 -j2

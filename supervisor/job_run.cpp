@@ -1,5 +1,6 @@
 // One run of one job: spawning the child, its pipes and protocol lines, timers, the end.
 #include <fcntl.h>
+#include <unistd.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -15,6 +16,27 @@
 #include "time_format.h"
 
 namespace collectord {
+
+namespace {
+
+// collector-host beside the collectord binary (as installed and as built), else on PATH.
+std::string collectorHostPath() {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const auto beside = self.parent_path() / "collector-host";
+    if (::access(beside.c_str(), X_OK) == 0) return beside.string();
+  }
+  const char* path = ::getenv("PATH");
+  std::istringstream dirs(path ? path : "/usr/local/bin:/usr/bin:/bin");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    const std::string candidate = dir + "/collector-host";
+    if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+}  // namespace
 
 bool Supervisor::Impl::environmentFor(const Job& job, std::vector<std::string>& env,
                                       std::string& error) const {
@@ -59,6 +81,12 @@ std::vector<std::string> Supervisor::Impl::baseEnvironment(const Job& job) const
   env.push_back("COLLECTOR_BATCH_ID=" + r.batch_id);
   env.push_back("COLLECTOR_NAME=" + r.collector);
   env.push_back("COLLECTOR_ATTEMPT=" + std::to_string(r.attempt));
+  if (job.collector->type == CollectorConfig::Type::kPlugin) {
+    // collector-host hands these env.* settings to the plugin as its configuration.
+    std::string keys;
+    for (const auto& [name, value] : job.collector->env) keys += (keys.empty() ? "" : ",") + name;
+    env.push_back("COLLECTOR_CONFIG_KEYS=" + keys);
+  }
   return env;
 }
 
@@ -110,10 +138,6 @@ bool Supervisor::Impl::identityFor(const CollectorConfig& c, SpawnRequest& reque
 bool Supervisor::Impl::spawn(Job& job) {
   const CollectorConfig& c = *job.collector;
   const std::string& job_id = job.sm.record().job_id;
-  if (c.type == CollectorConfig::Type::kPlugin) {
-    fail(job, "plugin collectors are not supported yet");
-    return false;
-  }
   const auto cfg = config();
   job.log = std::make_unique<JobLog>(logPath(job_id), cfg->log_max_bytes_per_job);
   std::string error;
@@ -125,6 +149,16 @@ bool Supervisor::Impl::spawn(Job& job) {
   request.executable = c.command;
   request.args = c.args;
   request.working_directory = c.working_directory;
+  if (c.type == CollectorConfig::Type::kPlugin) {
+    // A plugin runs in collector-host, never in this process.
+    request.executable = collectorHostPath();
+    if (request.executable.empty()) {
+      job.log->write("[collectord] cannot start: collector-host not found\n");
+      fail(job, "failed to start: collector-host was not found next to collectord or on PATH");
+      return false;
+    }
+    request.args = {c.plugin};
+  }
   if (!environmentFor(job, request.environment, error) || !identityFor(c, request, error)) {
     job.log->write("[collectord] cannot start: " + error + "\n");
     fail(job, "failed to start: " + error);
