@@ -12,6 +12,7 @@ void addApiRoutes(Router& router, ApiContext& context, const Metrics& metrics,
   addLatestRoutes(router, context);
   addHistoryRoutes(router, context);
   addCancelRoutes(router, context);
+  addProgressRoutes(router, context);
   addLogRoutes(router, context);
   addCollectorListRoutes(router, context);
   const Access docs = open.docs ? Access::kPublic : Access::kRead;

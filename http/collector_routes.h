@@ -17,6 +17,9 @@ void addHistoryRoutes(Router& router, ApiContext& context);
 // POST .../job/{job_id}/cancel, POST .../batch/{batch_id}/cancel, and DELETE on the job and
 // batch resources.
 void addCancelRoutes(Router& router, ApiContext& context);
+// PUT /api/collectors/runs/job/{job_id}: a progress update over HTTP, for a collector that
+// cannot use the pipe. The body is one protocol line's JSON object.
+void addProgressRoutes(Router& router, ApiContext& context);
 // GET /api/collectors/runs/job/{job_id}/log?offset=N&limit=M or ?tail=N.
 void addLogRoutes(Router& router, ApiContext& context);
 // GET /api/collectors: every configured collector, its settings and runs.

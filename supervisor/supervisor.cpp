@@ -231,6 +231,21 @@ CancelOutcome Supervisor::Impl::cancelJob(const std::string& job_id) {
   return store.findJob(job_id) ? CancelOutcome::kAlreadyTerminal : CancelOutcome::kNotFound;
 }
 
+ReportOutcome Supervisor::Impl::report(const std::string& job_id, const ProgressUpdate& update) {
+  Job* job = findJob(job_id);
+  if (!job) return store.findJob(job_id) ? ReportOutcome::kTerminal : ReportOutcome::kNotFound;
+  const JobStatus status = job->sm.record().status;
+  if (isTerminal(status)) return ReportOutcome::kTerminal;
+  if (status == JobStatus::kQueued) return ReportOutcome::kNotRunning;
+  ++metrics.progress_lines_received;
+  job->last_progress = Clock::now();
+  if (job->sm.report(update, nowMicros())) {
+    markDirty(*job);
+    flush();  // the caller reads the job right after: let it see its own update
+  }
+  return ReportOutcome::kApplied;
+}
+
 CancelOutcome Supervisor::Impl::cancelBatch(const std::string& batch_id) {
   const auto it = batches.find(batch_id);
   if (it == batches.end()) {
@@ -491,6 +506,12 @@ TriggerResult Supervisor::trigger(const std::vector<std::string>& collectors, Pr
 CancelOutcome Supervisor::cancelJob(const std::string& job_id) {
   if (!impl_->accepting) throw ShuttingDownError("collectord is shutting down");
   return onThread<CancelOutcome>(impl_->io, [this, job_id] { return impl_->cancelJob(job_id); });
+}
+
+ReportOutcome Supervisor::report(const std::string& job_id, const ProgressUpdate& update) {
+  if (!impl_->accepting) throw ShuttingDownError("collectord is shutting down");
+  return onThread<ReportOutcome>(impl_->io,
+                                 [this, job_id, update] { return impl_->report(job_id, update); });
 }
 
 CancelOutcome Supervisor::cancelBatch(const std::string& batch_id) {

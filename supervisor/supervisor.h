@@ -10,6 +10,7 @@
 #include "job.h"
 #include "job_store.h"
 #include "metrics.h"
+#include "progress_update.h"
 
 namespace collectord {
 
@@ -26,6 +27,13 @@ struct TriggerResult {
   BatchRecord batch;
   std::vector<JobRecord> jobs;  // in the order the collectors were named
   std::vector<bool> skipped;    // per job: an already active run returned (overlap = skip)
+};
+
+enum class ReportOutcome {
+  kApplied,      // the update is the job's state now
+  kNotRunning,   // the job is queued: it reports once it runs
+  kTerminal,     // the job has ended; nothing changes it any more
+  kNotFound,
 };
 
 enum class CancelOutcome {
@@ -72,6 +80,9 @@ class Supervisor {
   // limits allow, by priority then age. Thread-safe. Throws StoreError, or ShuttingDownError
   // once stop() has begun.
   TriggerResult trigger(const std::vector<std::string>& collectors, Priority priority);
+  // Applies a progress update that arrived over HTTP instead of the pipe: the same state
+  // machine and the same rules as a protocol line. Thread-safe.
+  ReportOutcome report(const std::string& job_id, const ProgressUpdate& update);
   // Cancels one job, or every unfinished job of a batch. Thread-safe.
   CancelOutcome cancelJob(const std::string& job_id);
   CancelOutcome cancelBatch(const std::string& batch_id);

@@ -203,6 +203,7 @@ struct Supervisor::Impl {
   CancelOutcome cancel(Job& job);
 
   CancelOutcome cancelJob(const std::string& job_id);
+  ReportOutcome report(const std::string& job_id, const ProgressUpdate& update);
 
   CancelOutcome cancelBatch(const std::string& batch_id);
 

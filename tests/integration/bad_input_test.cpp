@@ -145,7 +145,7 @@ TEST_F(BadInput, AnswersAWrongMethodWithMethodNotAllowedAndTheAllowHeader) {
       {"DELETE", "/api/collectors/run", "POST"},
       {"POST", "/api/collectors/runs/latest", "GET"},
       {"PUT", "/api/collectors/runs/batch/bc_12345678", "GET, DELETE"},
-      {"PUT", "/api/collectors/runs/job/ni_12345678", "GET, DELETE"},
+      {"POST", "/api/collectors/runs/job/ni_12345678", "GET, DELETE, PUT"},
       {"GET", "/api/collectors/runs/job/ni_12345678/cancel", "POST"},
       {"DELETE", "/api/collectors/runs/job/ni_12345678/log", "GET"},
       {"POST", "/api/collectors", "GET"},

@@ -103,7 +103,7 @@ struct PreflightCase {
 const std::vector<PreflightCase> kPreflights = {
     {"/api/collectors/run", "POST", "POST, OPTIONS"},
     {"/api/collectors/runs/batch/bc_12345678", "GET", "GET, DELETE, OPTIONS"},
-    {"/api/collectors/runs/job/ni_12345678", "DELETE", "GET, DELETE, OPTIONS"},
+    {"/api/collectors/runs/job/ni_12345678", "DELETE", "GET, DELETE, PUT, OPTIONS"},
     {"/api/collectors/runs/job/ni_12345678/cancel", "POST", "POST, OPTIONS"},
     {"/api/collectors/runs/latest", "GET", "GET, OPTIONS"},
     {"/api/collectors/history", "GET", "GET, OPTIONS"},

@@ -43,6 +43,9 @@ class EmptyContext final : public ApiContext {
   std::vector<std::string> collectorNames() const override { return {}; }
   bool hasCollector(std::string_view) const override { return false; }
   std::string notReadyReason() override { return ""; }
+  ReportOutcome report(const std::string&, const ProgressUpdate&) override {
+    return ReportOutcome::kNotFound;
+  }
   CancelOutcome cancelJob(const std::string&) override { return CancelOutcome::kNotFound; }
   CancelOutcome cancelBatch(const std::string&) override { return CancelOutcome::kNotFound; }
   std::shared_ptr<const Config> config() const override { return std::make_shared<Config>(); }
