@@ -26,7 +26,8 @@ class ApiContext {
   // Empty when the daemon can serve requests; otherwise why not (store down, shutting down).
   virtual std::string notReadyReason() = 0;
   // See Supervisor::report.
-  virtual ReportOutcome report(const std::string& job_id, const ProgressUpdate& update) = 0;
+  virtual ReportOutcome report(const std::string& job_id, const ProgressUpdate& update,
+                               std::optional<JobRecord>& job) = 0;
   // See Supervisor::cancelJob / cancelBatch.
   virtual CancelOutcome cancelJob(const std::string& job_id) = 0;
   virtual CancelOutcome cancelBatch(const std::string& batch_id) = 0;

@@ -42,6 +42,9 @@ Response faultResponse(const Request& request) {
     throw;
   } catch (const ShuttingDownError&) {
     return errorResponse(503, "collectord is shutting down; try again later");
+  } catch (const BusyError& e) {
+    log.error("%s %s: %s", request.method, request.path, std::string(e.what()));
+    return errorResponse(503, "collectord is busy; try again shortly");
   } catch (const StoreError& e) {
     log.error("%s %s: store unavailable: %s", request.method, request.path, std::string(e.what()));
     return errorResponse(503, "The job store is unavailable; try again shortly");

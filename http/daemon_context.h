@@ -24,8 +24,9 @@ class DaemonContext final : public ApiContext {
   bool hasCollector(std::string_view name) const override {
     return supervisor_.config()->findCollector(name) != nullptr;
   }
-  ReportOutcome report(const std::string& job_id, const ProgressUpdate& update) override {
-    return supervisor_.report(job_id, update);
+  ReportOutcome report(const std::string& job_id, const ProgressUpdate& update,
+                       std::optional<JobRecord>& job) override {
+    return supervisor_.report(job_id, update, job);
   }
   CancelOutcome cancelJob(const std::string& job_id) override {
     return supervisor_.cancelJob(job_id);

@@ -192,7 +192,10 @@ HttpServer::Impl::Impl(const ServerOptions& opts, const ApiService& api)
   params->setMaxQueued(256);
   params->setKeepAlive(true);
   params->setTimeout(Poco::Timespan(opts.timeout_seconds, 0));
-  params->setKeepAliveTimeout(Poco::Timespan(opts.timeout_seconds, 0));
+  // An idle keep-alive connection holds a pool thread; dashboards that poll every few seconds
+  // would otherwise keep every thread. Short idle time, bounded reuse.
+  params->setKeepAliveTimeout(Poco::Timespan(std::min(opts.timeout_seconds, 3), 0));
+  params->setMaxKeepAliveRequests(1000);
 }
 
 void HttpServer::Impl::serve(Poco::Net::HTTPServerRequest& raw, Poco::Net::HTTPServerResponse& out) {
@@ -208,6 +211,8 @@ void HttpServer::Impl::serve(Poco::Net::HTTPServerRequest& raw, Poco::Net::HTTPS
     response = faultResponse(request);
   }
   if (drop_connection) out.setKeepAlive(false);  // an unread body is still on the wire
+  // Connections wait for a thread: hand this one back rather than keep it for this client.
+  if (server && server->queuedConnections() > 0) out.setKeepAlive(false);
   send(out, response);
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - started)

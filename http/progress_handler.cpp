@@ -19,8 +19,9 @@ Response reportProgress(ApiContext& context, const Request& request) {
   if (const auto* error = std::get_if<ProtocolError>(&parsed)) {
     return errorResponse(400, "Invalid progress update: " + error->reason);
   }
-  const ReportOutcome outcome = context.report(id, std::get<ProgressUpdate>(parsed));
-  const auto job = context.store().findJob(id);
+  std::optional<JobRecord> job;
+  const ReportOutcome outcome = context.report(id, std::get<ProgressUpdate>(parsed), job);
+  if (outcome == ReportOutcome::kTerminal) job = context.store().findJob(id);
   switch (outcome) {
     case ReportOutcome::kNotFound: return errorResponse(404, "Job not found");
     case ReportOutcome::kNotRunning:

@@ -54,9 +54,6 @@ struct CollectorChildSetup {
   bp::error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&,
                                const char* const*) {
     if (::setpgid(0, 0) == -1) return {errno, bp::system_category()};
-    // Die with the supervisor: a collector must never run unsupervised.
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) return {errno, bp::system_category()};
-    if (::getppid() != parent) ::_exit(127);  // the supervisor died before prctl took effect
     if (progress_write_fd == kProgressFd) {
       if (::fcntl(kProgressFd, F_SETFD, 0) == -1) return {errno, bp::system_category()};
     } else if (::dup2(progress_write_fd, kProgressFd) == -1) {
@@ -89,6 +86,10 @@ struct CollectorChildSetup {
       return {errno, bp::system_category()};
     }
     if (r.uid && ::setuid(*r.uid) == -1) return {errno, bp::system_category()};
+    // Die with the supervisor: a collector must never run unsupervised. Set after the identity
+    // switch, which clears the parent-death signal.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) return {errno, bp::system_category()};
+    if (::getppid() != parent) ::_exit(127);  // the supervisor died before prctl took effect
     // The daemon may ignore or block signals; the collector starts with the defaults.
     sigset_t none;
     sigemptyset(&none);
@@ -104,8 +105,12 @@ ChildProcess::ChildProcess(boost::asio::io_context& io, std::unique_ptr<Handle> 
                            int progress_fd, int output_fd)
     : handle_(std::move(handle)), pid_(pid), progress_(io, progress_fd), output_(io, output_fd) {}
 
-// A child still running here is killed and reaped by Boost's handle: never leaked.
-ChildProcess::~ChildProcess() = default;
+// A child still running here (a stop that gave up waiting) is killed with its whole group,
+// then reaped by Boost's handle: nothing is leaked or orphaned.
+ChildProcess::~ChildProcess() {
+  bp::error_code ec;  // a reaped child answers "no child processes": nothing to do then
+  if (handle_ && handle_->process.running(ec) && !ec) ::kill(-pid_, SIGKILL);
+}
 
 std::unique_ptr<ChildProcess> ChildProcess::spawn(boost::asio::io_context& io,
                                                   const SpawnRequest& request,

@@ -174,7 +174,7 @@ bool Supervisor::Impl::spawn(Job& job) {
   const JobRecord& r = job.sm.record();
   job.sm.start(pid, nowMicros());
   job.log->write("[collectord] attempt " + std::to_string(r.attempt) + " of " +
-                 std::to_string(r.max_attempts) + ": started " + c.command + " as pid " +
+                 std::to_string(r.max_attempts) + ": started " + (c.type == CollectorConfig::Type::kPlugin ? "plugin " + c.plugin : c.command) + " as pid " +
                  std::to_string(pid) + "\n");
   log.information("job %s (%s) started, pid %d, attempt %d", job_id, c.name, pid, r.attempt);
   job.wait_status.reset();
@@ -215,7 +215,16 @@ void Supervisor::Impl::kill(Job& job, const std::string& reason, bool cancel) {
   if (!job.child) return;
   const bool first =
       cancel ? job.sm.requestCancel(reason, nowMicros()) : job.sm.requestKill(reason);
-  if (!first) return;
+  if (!first) {
+    // Already being stopped: a shutdown still must not wait longer than shutdown_grace.
+    if (stopping && job.kill_timer &&
+        job.kill_timer->expiry() > Clock::now() + config()->shutdown_grace) {
+      arm(job.kill_timer, config()->shutdown_grace, job, [](Job& j) {
+        if (j.child) j.child->signalGroup(SIGKILL);
+      });
+    }
+    return;
+  }
   const auto grace = stopping ? config()->shutdown_grace : job.collector->kill_grace;
   job.log->write("[collectord] " + reason + ": sending SIGTERM to the process group\n");
   log.information("job %s: %s; SIGTERM", job.sm.record().job_id, reason);

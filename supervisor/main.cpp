@@ -138,7 +138,13 @@ class ReloadOnHangup {
     sigaddset(&set, SIGHUP);
     const timespec tick{0, 200'000'000};
     while (!stop_) {
-      if (sigtimedwait(&set, nullptr, &tick) == SIGHUP) reload();
+      if (sigtimedwait(&set, nullptr, &tick) != SIGHUP) continue;
+      try {
+        reload();
+      } catch (const std::exception& e) {
+        // An exception leaving this thread would end the process; a failed reload must not.
+        Poco::Logger::get("collectord").error("reload failed: %s", std::string(e.what()));
+      }
     }
   }
 
@@ -265,7 +271,6 @@ class CollectordApp final : public Poco::Util::ServerApplication {
       Metrics metrics;
       SqliteJobStore store(config.sqlite_path, instanceId(config));
       Supervisor supervisor(config, store, {}, &metrics);
-      supervisor.start();
       http::DaemonContext context(store, supervisor);
       http::Router router;
       http::addApiRoutes(router, context, metrics, config.docs_directory,
@@ -283,14 +288,18 @@ class CollectordApp final : public Poco::Util::ServerApplication {
           static_cast<int>(std::max<long long>(1, config.http_timeout.count() / 1000));
       options.tls_cert_file = config.tls_cert_file;
       options.tls_key_file = config.tls_key_file;
+      // Bind before any job starts: a port in use must not cancel the recovered backlog.
       http::HttpServer server(options, service);
+      supervisor.start();
       server.start();
       log.information("listening on %s://%s:%d", std::string(options.tls_cert_file.empty() ? "http" : "https"),
                       config.http_address, server.port());
       if (!port_file_.empty()) writePortFile(port_file_, server.port());
 
-      ReloadOnHangup reloader(config.file, supervisor, service);
-      waitForTerminationRequest();
+      {
+        ReloadOnHangup reloader(config.file, supervisor, service);
+        waitForTerminationRequest();
+      }  // no reload once stopping has begun
 
       log.information("stopping");
       supervisor.stop();

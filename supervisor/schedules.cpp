@@ -79,8 +79,8 @@ void Supervisor::Impl::fireSchedule(const std::string& name) {
   if (stopping || !c || !c->schedule) return;
   const Micros now = nowMicros();
   try {
-    store.recordScheduledRun(name, now);
     const TriggerResult result = createBatch({name}, Priority::kNormal);
+    store.recordScheduledRun(name, now);  // only once the run exists: a failed slot is retried
     log.information("schedule %s of %s: %s", c->schedule->describe(), name,
                     result.created ? "batch " + result.batch.batch_id
                                    : std::string("skipped, a run is active"));

@@ -24,14 +24,21 @@ constexpr auto kCommandTimeout = std::chrono::seconds(30);
 
 int priorityRank(Priority p) { return static_cast<int>(p); }  // high < normal < low
 
-// Runs `work` on the supervision thread and waits for its result (or exception).
+// Runs `work` on the supervision thread and waits for its result (or exception). A caller
+// that gives up turns the task into a no-op, so a trigger that answered 503 creates nothing.
 template <typename Result, typename Work>
 Result onThread(asio::io_context& io, Work work) {
+  auto abandoned = std::make_shared<std::atomic<bool>>(false);
   auto task = std::make_shared<std::packaged_task<Result()>>(std::move(work));
   auto result = task->get_future();
-  asio::post(io, [task] { (*task)(); });
+  asio::post(io, [task, abandoned] {
+    if (!*abandoned) (*task)();
+  });
   if (result.wait_for(kCommandTimeout) != std::future_status::ready) {
-    throw StoreError("the supervisor did not answer within 30 s");
+    *abandoned = true;
+    if (result.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      throw BusyError("the supervisor did not answer within 30 s");
+    }
   }
   return result.get();
 }
@@ -231,7 +238,8 @@ CancelOutcome Supervisor::Impl::cancelJob(const std::string& job_id) {
   return store.findJob(job_id) ? CancelOutcome::kAlreadyTerminal : CancelOutcome::kNotFound;
 }
 
-ReportOutcome Supervisor::Impl::report(const std::string& job_id, const ProgressUpdate& update) {
+ReportOutcome Supervisor::Impl::report(const std::string& job_id, const ProgressUpdate& update,
+                                       std::optional<JobRecord>& result) {
   Job* job = findJob(job_id);
   if (!job) return store.findJob(job_id) ? ReportOutcome::kTerminal : ReportOutcome::kNotFound;
   const JobStatus status = job->sm.record().status;
@@ -241,8 +249,9 @@ ReportOutcome Supervisor::Impl::report(const std::string& job_id, const Progress
   job->last_progress = Clock::now();
   if (job->sm.report(update, nowMicros())) {
     markDirty(*job);
-    flush();  // the caller reads the job right after: let it see its own update
+    scheduleFlush();  // coalesced like pipe progress; the caller gets the record from memory
   }
+  result = job->sm.record();
   return ReportOutcome::kApplied;
 }
 
@@ -290,15 +299,16 @@ void Supervisor::Impl::scheduleFlush(Clock::duration delay) {
   flush_armed = true;
   flush_timer.expires_after(delay);
   flush_timer.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;  // nothing cancels this timer; if anything did, the flag stays its own
     flush_armed = false;
-    if (!ec) flush();
+    flush();
   });
 }
 
 void Supervisor::Impl::scheduleFlush() { scheduleFlush(options.flush_interval); }
 
-void Supervisor::Impl::flush() {
-  if (dirty_jobs.empty() && dirty_batches.empty()) return;
+bool Supervisor::Impl::flush() {
+  if (dirty_jobs.empty() && dirty_batches.empty()) return true;
   std::vector<JobRecord> job_rows;
   std::vector<BatchRecord> batch_rows;
   std::vector<std::pair<std::string, AttemptRecord>> attempt_rows;
@@ -318,10 +328,8 @@ void Supervisor::Impl::flush() {
     store.save(job_rows, batch_rows, attempt_rows);
   } catch (const StoreError& e) {
     log.error("cannot write job state, retrying: %s", std::string(e.what()));
-    if (flush_armed) flush_timer.cancel();
-    flush_armed = false;
-    scheduleFlush(kStoreRetryDelay);
-    return;
+    scheduleFlush(kStoreRetryDelay);  // a flush already armed retries sooner; either will do
+    return false;
   }
   for (const std::string& id : dirty_jobs) {
     if (Job* job = findJob(id)) job->unsaved_attempts.clear();
@@ -330,6 +338,7 @@ void Supervisor::Impl::flush() {
   for (const std::string& id : dirty_batches) retireIfDone(id);
   dirty_batches.clear();
   updateGauges();
+  return true;
 }
 
 void Supervisor::Impl::rollUp(Batch& batch) {
@@ -442,7 +451,14 @@ void Supervisor::Impl::checkDrained() {
   for (const auto& [id, job] : jobs) {
     if (job->child) return;
   }
-  flush();
+  // The last write must land: the io loop stops next, and with it every retry timer.
+  for (int attempt = 0; !flush() && attempt < 25; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  if (!dirty_jobs.empty()) {
+    log.critical("stopping with %z job states unwritten; the next start resolves them",
+                 dirty_jobs.size());
+  }
   if (auto done = std::move(on_drained)) {
     on_drained = nullptr;
     done();
@@ -508,10 +524,17 @@ CancelOutcome Supervisor::cancelJob(const std::string& job_id) {
   return onThread<CancelOutcome>(impl_->io, [this, job_id] { return impl_->cancelJob(job_id); });
 }
 
-ReportOutcome Supervisor::report(const std::string& job_id, const ProgressUpdate& update) {
+ReportOutcome Supervisor::report(const std::string& job_id, const ProgressUpdate& update,
+                                 std::optional<JobRecord>& job) {
   if (!impl_->accepting) throw ShuttingDownError("collectord is shutting down");
-  return onThread<ReportOutcome>(impl_->io,
-                                 [this, job_id, update] { return impl_->report(job_id, update); });
+  auto result = onThread<std::pair<ReportOutcome, std::optional<JobRecord>>>(
+      impl_->io, [this, job_id, update] {
+        std::optional<JobRecord> record;
+        const ReportOutcome outcome = impl_->report(job_id, update, record);
+        return std::make_pair(outcome, std::move(record));
+      });
+  job = std::move(result.second);
+  return result.first;
 }
 
 CancelOutcome Supervisor::cancelBatch(const std::string& batch_id) {
@@ -521,8 +544,10 @@ CancelOutcome Supervisor::cancelBatch(const std::string& batch_id) {
 }
 
 void Supervisor::reload(Config config) {
-  onThread<bool>(impl_->io, [this, &config] {
-    impl_->applyConfig(std::move(config));
+  if (!impl_->accepting) throw ShuttingDownError("collectord is shutting down");
+  auto shared = std::make_shared<Config>(std::move(config));
+  onThread<bool>(impl_->io, [this, shared] {
+    impl_->applyConfig(std::move(*shared));
     impl_->armSchedules();
     impl_->dispatch();
     return true;

@@ -20,6 +20,12 @@ class ShuttingDownError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The supervisor did not answer in time (its thread is stuck on a slow store); nothing was done.
+class BusyError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // What a trigger did, collector by collector.
 struct TriggerResult {
   bool created = false;  // false when every collector was skipped: `batch` is then the batch
@@ -82,7 +88,9 @@ class Supervisor {
   TriggerResult trigger(const std::vector<std::string>& collectors, Priority priority);
   // Applies a progress update that arrived over HTTP instead of the pipe: the same state
   // machine and the same rules as a protocol line. Thread-safe.
-  ReportOutcome report(const std::string& job_id, const ProgressUpdate& update);
+  // `job` receives the job as it stands after the update when it was applied.
+  ReportOutcome report(const std::string& job_id, const ProgressUpdate& update,
+                       std::optional<JobRecord>& job);
   // Cancels one job, or every unfinished job of a batch. Thread-safe.
   CancelOutcome cancelJob(const std::string& job_id);
   CancelOutcome cancelBatch(const std::string& batch_id);

@@ -203,7 +203,8 @@ struct Supervisor::Impl {
   CancelOutcome cancel(Job& job);
 
   CancelOutcome cancelJob(const std::string& job_id);
-  ReportOutcome report(const std::string& job_id, const ProgressUpdate& update);
+  ReportOutcome report(const std::string& job_id, const ProgressUpdate& update,
+                       std::optional<JobRecord>& job);
 
   CancelOutcome cancelBatch(const std::string& batch_id);
 
@@ -217,8 +218,8 @@ struct Supervisor::Impl {
   void scheduleFlush();
 
   // Writes every dirty job and its batch in one transaction; on failure keeps them dirty and
-  // tries again later, so a passing store fault loses nothing.
-  void flush();
+  // tries again later, so a passing store fault loses nothing. False when the write failed.
+  bool flush();
 
   void rollUp(Batch& batch);
 

@@ -43,7 +43,8 @@ class EmptyContext final : public ApiContext {
   std::vector<std::string> collectorNames() const override { return {}; }
   bool hasCollector(std::string_view) const override { return false; }
   std::string notReadyReason() override { return ""; }
-  ReportOutcome report(const std::string&, const ProgressUpdate&) override {
+  ReportOutcome report(const std::string&, const ProgressUpdate&,
+                       std::optional<JobRecord>&) override {
     return ReportOutcome::kNotFound;
   }
   CancelOutcome cancelJob(const std::string&) override { return CancelOutcome::kNotFound; }
