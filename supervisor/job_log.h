@@ -21,7 +21,6 @@ class JobLog {
   bool open(std::string& error);
   void write(std::string_view data);
   void close() { fd_.reset(); }
-  bool isOpen() const { return static_cast<bool>(fd_); }
   const std::string& path() const { return path_; }
 
  private:

@@ -196,7 +196,7 @@ void Supervisor::Impl::armRunTimers(Job& job) {
   const CollectorConfig& c = *job.collector;
   if (c.timeout) {
     const std::string reason = "timed out after " + formatDurationSpec(*c.timeout);
-    arm(job.timeout_timer, *c.timeout, job, [this, reason](Job& j) { kill(j, reason, false); });
+    arm(job.timeout_timer, *c.timeout, job, [this, reason](Job& j) { stopRun(j, reason, false); });
   }
   if (c.stall_timeout) armStall(job, *c.stall_timeout);
 }
@@ -207,11 +207,11 @@ void Supervisor::Impl::armStall(Job& job, Clock::duration after) {
     const auto limit = *j.collector->stall_timeout;
     const auto quiet = Clock::now() - j.last_progress;
     if (quiet < limit) return armStall(j, limit - quiet);
-    kill(j, "no progress for " + formatDurationSpec(limit), false);
+    stopRun(j, "no progress for " + formatDurationSpec(limit), false);
   });
 }
 
-void Supervisor::Impl::kill(Job& job, const std::string& reason, bool cancel) {
+void Supervisor::Impl::stopRun(Job& job, const std::string& reason, bool cancel) {
   if (!job.child) return;
   const bool first =
       cancel ? job.sm.requestCancel(reason, nowMicros()) : job.sm.requestKill(reason);
@@ -281,7 +281,7 @@ void Supervisor::Impl::readPipe(Job& job, Pipe& pipe, asio::posix::stream_descri
         } else if (ec) {
           if (ec != asio::error::eof)
             job.log->write("[collectord] pipe error: " + ec.message() + "\n");
-          close(job, fd, progress);
+          closePipe(job, fd, progress);
         } else {
           return readPipe(job, pipe, fd, progress);
         }
@@ -310,10 +310,10 @@ void Supervisor::Impl::drainAndClose(Job& job, Pipe& pipe, asio::posix::stream_d
     if (n < 0 && errno == EINTR) continue;
     break;  // EOF, EAGAIN (a grandchild still holds the pipe) or an error
   }
-  close(job, fd, progress);
+  closePipe(job, fd, progress);
 }
 
-void Supervisor::Impl::close(Job& job, asio::posix::stream_descriptor& fd, bool progress) {
+void Supervisor::Impl::closePipe(Job& job, asio::posix::stream_descriptor& fd, bool progress) {
   if (progress) {
     if (!job.partial.empty() && !job.discarding) handleLine(job, job.partial);  // no newline
     job.partial.clear();

@@ -1,15 +1,8 @@
 // Schedules that start runs by themselves, and the retention sweep of job logs.
-#include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
-#include <signal.h>
-#include <string.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "supervisor_impl.h"
 #include "time_format.h"

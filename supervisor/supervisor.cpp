@@ -1,17 +1,10 @@
 #include "supervisor.h"
 
-#include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
-#include <signal.h>
-#include <string.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <future>
-#include <sstream>
 
 #include "supervisor_impl.h"
 #include "time_format.h"
@@ -223,7 +216,7 @@ CancelOutcome Supervisor::Impl::cancel(Job& job) {
   const JobRecord& r = job.sm.record();
   if (isTerminal(r.status)) return CancelOutcome::kAlreadyTerminal;
   if (job.child) {
-    kill(job, "cancelled by request", true);
+    stopRun(job, "cancelled by request", true);
     return CancelOutcome::kCancelling;
   }
   job.sm.requestCancel("cancelled by request", nowMicros());
@@ -438,7 +431,7 @@ void Supervisor::Impl::beginStop(std::function<void()> done) {
   for (auto& [id, job] : jobs) {
     if (!job->child) continue;
     ++running;
-    kill(*job, "supervisor shutting down", true);
+    stopRun(*job, "supervisor shutting down", true);
   }
   if (running > 0) {
     log.information("stopping: sent SIGTERM to %d running jobs; SIGKILL after %s", running,

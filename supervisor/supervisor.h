@@ -64,7 +64,8 @@ struct SupervisorOptions {
 };
 
 // Runs collectors and owns every active job's state on one thread of its own. Other threads
-// talk to it only through trigger(); what they read comes from the store, which it keeps
+// talk to it only through its public methods, which post to that thread and wait for the
+// answer (30 s at most, then BusyError); what they read comes from the store, which it keeps
 // current (terminal states at once, progress coalesced to `flush_interval`).
 class Supervisor {
  public:

@@ -166,7 +166,7 @@ struct Supervisor::Impl {
   void armStall(Job& job, Clock::duration after);
 
   // Ends a running job's process group: SIGTERM, then SIGKILL after the grace period.
-  void kill(Job& job, const std::string& reason, bool cancel);
+  void stopRun(Job& job, const std::string& reason, bool cancel);
 
   std::optional<Micros> retryDelay(const Job& job) const;
 
@@ -182,7 +182,7 @@ struct Supervisor::Impl {
 
   void drainAndClose(Job& job, Pipe& pipe, asio::posix::stream_descriptor& fd, bool progress);
 
-  void close(Job& job, asio::posix::stream_descriptor& fd, bool progress);
+  void closePipe(Job& job, asio::posix::stream_descriptor& fd, bool progress);
 
   void consume(Job& job, const char* data, std::size_t n);
 

@@ -43,9 +43,15 @@ std::string jsonString(const char* text) {
       out += static_cast<char>(c);
       ++p;
     } else {
-      int len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+      // Well-formed UTF-8 only (RFC 3629), exactly what the daemon's parser accepts: no
+      // overlong forms, no surrogates, nothing above U+10FFFF.
+      int len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
       for (int i = 1; i < len; ++i) {
         if ((p[i] & 0xC0) != 0x80) len = 0;
+      }
+      if ((c == 0xE0 && len && p[1] < 0xA0) || (c == 0xED && len && p[1] >= 0xA0) ||
+          (c == 0xF0 && len && p[1] < 0x90) || (c == 0xF4 && len && p[1] >= 0x90)) {
+        len = 0;
       }
       if (len == 0) {
         out += "\xEF\xBF\xBD";
@@ -79,7 +85,7 @@ class Protocol {
   }
   void progress(int percent, const char* message) {
     std::string line = "{\"progress\": ";
-    line += percent >= 0 && percent <= 100 ? std::to_string(percent) : "null";
+    line += percent < 0 ? "null" : std::to_string(percent > 100 ? 100 : percent);
     if (message) line += ", \"message\": " + jsonString(message);
     send(line + "}");
   }

@@ -10,6 +10,8 @@ using a Draft 2020-12 validator with format checking. A second daemon runs one j
 writes more output than its capped log keeps, one that fails and waits to be retried and two
 scheduled ones: it covers cancelling (queued: 200, running: 202, ended: 409), the job log
 (offset/limit, tail, the X-Log-* headers) and GET /api/collectors before, during and after runs.
+PUT /api/collectors/runs/job/{job_id} (progress over HTTP) is exercised on a running job (200),
+with bodies the protocol refuses (400), on a queued job and on ended ones (409).
 A third daemon with credentials and a tiny rate limit provides 401, 403 and 429.
 
 Usage: openapi_responses_test.py --daemon PATH/TO/collectord [--spec http/openapi.json]
@@ -553,6 +555,7 @@ def main_flow(run, daemon, release):
             run.validate(get(f"/api/collectors/runs/job/{job_id}"), 200, "running")
         run.validate(get("/api/collectors/runs/latest?collectors=beta,alpha"), 200, "running")
         run.validate(get("/api/collectors/history?limit=5"), 200, "running")
+        progress_while_running(run, daemon, job_ids[0])
 
     first = run.validate(daemon.request("POST", "/api/collectors/run",
                                         '{"collectors": ["gamma"]}'), 201, "overlap = skip")
@@ -586,6 +589,12 @@ def main_flow(run, daemon, release):
                    reply.show())
         for job_id in job_ids:
             run.validate(get(f"/api/collectors/runs/job/{job_id}"), 200, "terminal")
+        for job_id, status in zip(job_ids, ("completed", "failed")):
+            reply = run.validate(put_progress(daemon, job_id, '{"progress": 100}'), 409,
+                                 f"{status}: takes no more updates")
+            run.expect(reply.status == 409 and reply.json()["error"] ==
+                       f"Job {job_id} is already {status}; it takes no more updates",
+                       f"PUT on a {status} job names its status", reply.show())
 
     second = run.validate(daemon.request("POST", "/api/collectors/run",
                                          '{"collectors": ["alpha"]}'), 201)
@@ -598,6 +607,69 @@ def main_flow(run, daemon, release):
     run.validate(get("/api/collectors/runs/latest?collectors=alpha"), 200, "terminal")
     run.validate(get("/api/collectors/history"), 200, "terminal")
     run.validate(get("/api/collectors/history?limit=1"), 200, "terminal")
+
+
+def put_progress(daemon, job_id, body):
+    return daemon.request("PUT", f"/api/collectors/runs/job/{job_id}", body)
+
+
+def progress_while_running(run, daemon, job_id):
+    """PUT /api/collectors/runs/job/{id}: a running job (200), bad bodies (400), a queued job
+    (409). Leaves `job_id` running, with the progress alpha itself reported."""
+    get = lambda target: daemon.request("GET", target)  # noqa: E731
+    target = f"/api/collectors/runs/job/{job_id}"
+    before = get(target).json()
+    update = {"progress": 45.9, "message": 'Reported over HTTP: "quotes", ünïcode ✓\n',
+              "status": "running", "error": None, "extra": {"nested": [1, {"deep": None}]}}
+    reply = run.validate(put_progress(daemon, job_id, json.dumps(update)), 200, "running")
+    if reply.status == 200:
+        job = reply.json()
+        run.expect(job["job_id"] == job_id and job["status"] == "running"
+                   and job["progress_percent"] == 45 and job["message"] == update["message"],
+                   "PUT answers the job with the update applied (45.9 rounded down)",
+                   reply.show())
+        # Progress reaches the store in coalesced writes (flush_interval): GET may lag briefly.
+        reply, reached = poll(daemon, target, lambda j: j["progress_percent"] == 45
+                              and j["message"] == update["message"])
+        if run.expect(reached, "GET shows what PUT reported", reply.show()):
+            run.validate(reply, 200, "after a PUT")
+    reply = run.validate(put_progress(daemon, job_id, "{}"), 200, "an empty update")
+    if reply.status == 200:
+        run.expect(reply.json()["progress_percent"] == 45,
+                   "an empty update changes nothing", reply.show())
+    for body, label, reason in (
+            ("{", "not JSON", "expected a quoted key"),
+            ("", "empty", "not a JSON object"),
+            ("[1, 2]", "an array", "not a JSON object"),
+            ('{"progress": 101}', "progress out of range", '"progress" is out of range (0-100)'),
+            ('{"progress": -1}', "negative progress", '"progress" is out of range (0-100)'),
+            ('{"progress": "50"}', "progress a string", '"progress" must be a number'),
+            ('{"status": "done"}', "unknown status", '"status" must be running, completed or failed'),
+            ('{"status": null}', "null status", '"status" must be a string'),
+            ('{"message": 5}', "message not a string", '"message" must be a string'),
+            ('{"progress": 5} {}', "two objects", "unexpected text after the JSON object"),
+            (b'{"message": "\xff"}', "invalid UTF-8", "invalid UTF-8")):
+        reply = run.validate(put_progress(daemon, job_id, body), 400, label)
+        if reply.status == 400:
+            error = reply.json()["error"]
+            run.expect(error.startswith("Invalid progress update: ") and reason in error,
+                       f"400 ({label}) gives the protocol parser's reason", reply.show())
+    reply = put_progress(daemon, job_id, "{}")  # answers the job as it stands in memory
+    run.expect(reply.status == 200 and reply.json()["progress_percent"] == 45
+               and reply.json()["message"] == update["message"],
+               "a refused update changes nothing", reply.show())
+    # Put back what alpha reported, so that the rest of the flow sees alpha as it was.
+    put_progress(daemon, job_id, json.dumps({"progress": before["progress_percent"],
+                                             "message": before["message"]}))
+
+    # A second alpha waits behind the running one (concurrency 1): queued, 409.
+    trigger = daemon.request("POST", "/api/collectors/run", '{"collectors": ["alpha"]}')
+    if run.expect(trigger.status == 201, "a second alpha is triggered", trigger.show()):
+        queued = trigger.json()["collectors"][0]["job_id"]
+        reply = run.validate(put_progress(daemon, queued, '{"progress": 5}'), 409, "queued")
+        run.expect(reply.status == 409 and reply.json()["error"] ==
+                   f"Job {queued} is queued; it can report progress once it runs",
+                   "PUT on a queued job says it can report once it runs", reply.show())
 
 
 def error_flow(run, daemon):
@@ -625,12 +697,16 @@ def error_flow(run, daemon):
     run.validate(get("/api/collectors/runs/job/zz_00000000"), 404, "no such job")
     run.validate(get("/api/collectors/runs/job/ZZ_1"), 404, "malformed job ID")
     run.validate(get("/api/collectors/runs/job/ni_0%2F000000"), 404, "an encoded slash")
+    run.validate(put_progress(daemon, "zz_00000000", '{"progress": 5}'), 404, "no such job")
+    run.validate(put_progress(daemon, "ZZ_1", '{"progress": 5}'), 404, "malformed job ID")
+    run.validate(put_progress(daemon, "zz_00000000", "x" * (MAX_BODY_BYTES * 2)), 413,
+                 "body too large")
     for method, target, expected_allow in (
             ("DELETE", "/api/collectors/history", "GET"),
             ("GET", "/api/collectors/run", "POST"),
             ("POST", "/api/collectors", "GET"),
             ("PUT", "/api/collectors/runs/batch/bc_00000000", "GET, DELETE"),
-            ("POST", "/api/collectors/runs/job/zz_00000000", "GET, DELETE"),
+            ("POST", "/api/collectors/runs/job/zz_00000000", "GET, DELETE, PUT"),
             ("GET", "/api/collectors/runs/batch/bc_00000000/cancel", "POST"),
             ("DELETE", "/api/collectors/runs/job/zz_00000000/cancel", "POST"),
             ("POST", "/api/collectors/runs/job/zz_00000000/log", "GET"),
@@ -975,6 +1051,14 @@ def auth_flow(run, binary, root):
         run.validate(daemon.request("POST", "/api/collectors/runs/job/zz_00000000/cancel",
                                     headers={"X-API-Key": RUNNER_KEY}), 404,
                      "the run scope may cancel")
+        run.validate(daemon.request("PUT", "/api/collectors/runs/job/zz_00000000",
+                                    '{"progress": 5}'), 401, "no credentials")
+        run.validate(daemon.request("PUT", "/api/collectors/runs/job/zz_00000000",
+                                    '{"progress": 5}', headers=reader), 403,
+                     "read scope cannot report progress")
+        run.validate(daemon.request("PUT", "/api/collectors/runs/job/zz_00000000",
+                                    '{"progress": 5}', headers={"X-API-Key": RUNNER_KEY}), 404,
+                     "the run scope may report progress")
         run.validate(daemon.request("GET", "/metrics"), 401, "metrics are private by default")
         run.validate(daemon.request("GET", "/metrics", headers=reader), 200)
         run.validate(daemon.request("GET", "/healthz"), 200, "public")
