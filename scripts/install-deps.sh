@@ -8,7 +8,7 @@ packages=(
   libpoco-dev libboost1.81-dev libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev libpq-dev libicu-dev
   python3 curl sqlite3 openssl
   # Tests: response schemas, metrics parsing, the browser check of CORS.
-  python3-jsonschema python3-prometheus-client chromium
+  python3-jsonschema python3-prometheus-client python3-pip python3-setuptools chromium
 )
 
 missing=()

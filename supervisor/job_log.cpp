@@ -118,48 +118,100 @@ void JobLog::rewrite(std::string_view keep, std::uint64_t dropping) {
   size_ = marker.size() + keep.size();
 }
 
+namespace {
+
+// An open job log for reading: its dropped-byte count and where the output starts, learnt
+// from the marker line alone, so a read costs what it returns, not the whole file.
+struct LogReader {
+  UniqueFd fd;
+  std::uint64_t dropped = 0;
+  std::uint64_t start = 0;  // file offset of the output (after the marker line)
+  std::uint64_t size = 0;   // bytes of output in the file
+
+  bool open(const std::string& path) {
+    fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return false;
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return false;
+    char head[256];
+    const ssize_t n = ::pread(fd.get(), head, sizeof head, 0);
+    const auto [d, output] = parse(std::string_view(head, n > 0 ? static_cast<std::size_t>(n) : 0));
+    dropped = d;
+    start = (n > 0 ? static_cast<std::uint64_t>(n) : 0) - output.size();
+    size = static_cast<std::uint64_t>(st.st_size) - start;
+    return true;
+  }
+
+  std::string read(std::uint64_t from, std::uint64_t length) const {
+    std::string text(static_cast<std::size_t>(length), '\0');
+    std::size_t got = 0;
+    while (got < text.size()) {
+      const ssize_t n = ::pread(fd.get(), text.data() + got, text.size() - got,
+                                static_cast<off_t>(start + from + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    text.resize(got);
+    return text;
+  }
+};
+
+}  // namespace
+
 std::optional<LogSlice> readJobLog(const std::string& path, std::uint64_t offset,
                                    std::uint64_t limit) {
-  bool found = false;
-  const std::string text = readFile(path, found);
-  if (!found) return std::nullopt;
-  const auto [dropped, output] = parse(text);
+  LogReader log;
+  if (!log.open(path)) return std::nullopt;
   LogSlice slice;
-  slice.dropped = dropped;
-  slice.size = dropped + output.size();
-  slice.offset = std::clamp(offset, dropped, slice.size);
-  const std::size_t start = static_cast<std::size_t>(slice.offset - dropped);
-  slice.text = std::string(output.substr(start, static_cast<std::size_t>(limit)));
+  slice.dropped = log.dropped;
+  slice.size = log.dropped + log.size;
+  slice.offset = std::clamp(offset, log.dropped, slice.size);
+  const std::uint64_t from = slice.offset - log.dropped;
+  slice.text = log.read(from, std::min(limit, log.size - from));
   slice.next_offset = slice.offset + slice.text.size();
   return slice;
 }
 
 std::optional<LogSlice> tailJobLog(const std::string& path, std::size_t lines) {
-  bool found = false;
-  const std::string text = readFile(path, found);
-  if (!found) return std::nullopt;
-  const auto [dropped, output] = parse(text);
-  std::size_t start = output.size();
-  std::size_t seen = 0;
-  // A final newline ends the last line; it does not start another.
-  std::size_t scan = output.size() > 0 && output.back() == '\n' ? output.size() - 1 : output.size();
-  while (scan > 0 && seen < lines) {
-    const auto nl = output.rfind('\n', scan - 1);
-    if (nl == std::string_view::npos) {
-      start = 0;
-      ++seen;
-      break;
+  LogReader log;
+  if (!log.open(path)) return std::nullopt;
+  // Read backwards in chunks until `lines` line starts are found or the output begins.
+  constexpr std::uint64_t kChunk = 64 * 1024;
+  std::string tail;
+  std::uint64_t begin = log.size;  // output offset where `tail` starts
+  std::size_t found = 0;
+  std::size_t start = std::string::npos;  // in `tail`, once found
+  while (lines > 0 && begin > 0 && start == std::string::npos) {
+    const std::uint64_t step = std::min(kChunk, begin);
+    begin -= step;
+    tail = log.read(begin, step) + tail;
+    // Newlines after the last line's own (a final newline ends a line, it starts none).
+    std::size_t scan = tail.size();
+    if (begin + tail.size() == log.size && !tail.empty() && tail.back() == '\n') --scan;
+    found = 0;
+    while (scan > 0) {
+      const auto nl = tail.rfind('\n', scan - 1);
+      if (nl == std::string::npos) break;
+      if (++found == lines) {
+        start = nl + 1;
+        break;
+      }
+      scan = nl;
     }
-    start = nl + 1;
-    scan = nl;
-    ++seen;
   }
-  if (lines == 0) start = output.size();
+  if (lines == 0) {
+    tail.clear();
+    start = 0;
+    begin = log.size;
+  } else if (start == std::string::npos) {
+    start = 0;  // fewer lines than asked: everything
+  }
   LogSlice slice;
-  slice.dropped = dropped;
-  slice.size = dropped + output.size();
-  slice.offset = dropped + start;
-  slice.text = std::string(output.substr(start));
+  slice.dropped = log.dropped;
+  slice.size = log.dropped + log.size;
+  slice.offset = log.dropped + begin + start;
+  slice.text = tail.substr(start);
   slice.next_offset = slice.size;
   return slice;
 }

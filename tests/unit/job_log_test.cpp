@@ -108,6 +108,28 @@ TEST_F(JobLogTest, ReadsByOffsetAndLimitAndTailsByLines) {
   EXPECT_FALSE(readJobLog((dir_ / "none.log").string(), 0, 10));
 }
 
+TEST_F(JobLogTest, TailAndPagingReadOnlyWhatTheyNeedAcrossChunks) {
+  JobLog log(path_, 10 * 1024 * 1024);
+  std::string error;
+  ASSERT_TRUE(log.open(error));
+  std::string all;
+  for (int i = 0; i < 300; ++i) {
+    const std::string line = "line " + std::to_string(i) + " " + std::string(1000, 'x') + "\n";
+    log.write(line);
+    all += line;
+  }
+  // 100 lines of ~1 KB span two 64 KiB chunks read from the end.
+  const auto tail = tailJobLog(path_, 100);
+  ASSERT_TRUE(tail);
+  std::size_t cut = all.size();
+  for (int i = 0; i < 100; ++i) cut = all.rfind('\n', cut - 2) + 1;
+  EXPECT_EQ(tail->text, all.substr(cut));
+  EXPECT_EQ(tail->offset, cut);
+  EXPECT_EQ(tailJobLog(path_, 1000)->text, all) << "fewer lines than asked: everything";
+  const auto page = readJobLog(path_, 150'000, 70'000);
+  EXPECT_EQ(page->text, all.substr(150'000, 70'000));
+}
+
 TEST_F(JobLogTest, ReopeningKeepsCountingDroppedBytes) {
   {
     JobLog log(path_, 50);
