@@ -283,6 +283,8 @@ void Supervisor::Impl::updateGauges() {
 }
 
 void Supervisor::Impl::markDirty(Job& job) {
+  if (job.dirty) return;  // the hot path: every progress line ends here
+  job.dirty = true;
   dirty_jobs.insert(job.sm.record().job_id);
   dirty_batches.insert(job.sm.record().batch_id);
 }
@@ -325,7 +327,10 @@ bool Supervisor::Impl::flush() {
     return false;
   }
   for (const std::string& id : dirty_jobs) {
-    if (Job* job = findJob(id)) job->unsaved_attempts.clear();
+    if (Job* job = findJob(id)) {
+      job->unsaved_attempts.clear();
+      job->dirty = false;
+    }
   }
   dirty_jobs.clear();
   for (const std::string& id : dirty_batches) retireIfDone(id);

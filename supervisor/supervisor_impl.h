@@ -69,6 +69,7 @@ struct Supervisor::Impl {
     Clock::time_point last_progress;
     std::unique_ptr<asio::steady_timer> timeout_timer, stall_timer, kill_timer, retry_timer;
     std::vector<AttemptRecord> unsaved_attempts;
+    bool dirty = false;  // in dirty_jobs: set per flush, not per progress line
   };
   struct Batch {
     BatchRecord record;

@@ -19,16 +19,6 @@ printf '{"progress": 50, "message": "Processing page 5/10"}\n' >&3
 wait_for_release 1
 )sh";
 
-bool hasMessage(const Object& job, const std::string& message) {
-  return stringField(job, "message") == message;
-}
-
-// A well-formed id that differs from `id` in its last digit, so it names nothing.
-std::string otherId(std::string id) {
-  id.back() = static_cast<char>('0' + (id.back() - '0' + 5) % 10);
-  return id;
-}
-
 TEST(BatchStatus, ReportsCompletedWithEveryFieldWhenAllCollectorsExitZero) {
   TempDir dir;
   DaemonConfig config(dir);

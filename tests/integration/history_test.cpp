@@ -13,25 +13,6 @@ namespace {
 
 using Poco::JSON::Object;
 
-std::string runOnce(const HttpClient& client, const std::string& collector) {
-  auto run = triggerOrThrow(client, {collector});
-  waitForBatchTerminal(client, run.batch_id);
-  return run.job_ids[0];
-}
-
-// The job ids of collection_history[], after checking the envelope and every item's shape.
-std::vector<std::string> historyJobIds(const HttpResponse& response) {
-  std::vector<std::string> ids;
-  EXPECT_TRUE(IsJsonResponse(response, 200));
-  if (!response.object()) return ids;
-  EXPECT_TRUE(HasListEnvelope(*response.object(), "collection_history"));
-  for (const auto& item : objectsOf(*response.object(), "collection_history")) {
-    EXPECT_TRUE(HasHistoryItemShape(*item));
-    ids.push_back(stringField(*item, "job_id"));
-  }
-  return ids;
-}
-
 TEST(History, IsEmptyBeforeAnyRun) {
   TempDir dir;
   DaemonConfig config(dir);
@@ -40,7 +21,8 @@ TEST(History, IsEmptyBeforeAnyRun) {
 
   auto response = daemon.client().get("/api/collectors/history");
 
-  EXPECT_EQ(historyJobIds(response), std::vector<std::string>{});
+  EXPECT_EQ(listedJobIds(response, "collection_history", HasHistoryItemShape),
+            std::vector<std::string>{});
   ASSERT_TRUE(response.object());
   EXPECT_EQ(jsonOf(*response.object(), "collection_history"), "[]");
   EXPECT_EQ(jsonOf(*response.object(), "total_runs"), "0");
@@ -70,7 +52,7 @@ wait_for_release 1
   auto response = client.get("/api/collectors/history");
 
   EXPECT_EQ(
-      historyJobIds(response),
+      listedJobIds(response, "collection_history", HasHistoryItemShape),
       (std::vector<std::string>{threatlocker.job_ids[0], sophos.job_ids[0], ninja.job_ids[0]}));
   ASSERT_TRUE(response.object());
   EXPECT_EQ(jsonOf(*response.object(), "total_runs"), "3");
@@ -133,14 +115,15 @@ TEST(History, ReturnsTheTenNewestRunsByDefaultAndHonoursLimit) {
   auto limit_3 = client.get("/api/collectors/history?limit=3");
   auto limit_1000 = client.get("/api/collectors/history?limit=1000");
 
-  EXPECT_EQ(historyJobIds(by_default),
+  EXPECT_EQ(listedJobIds(by_default, "collection_history", HasHistoryItemShape),
             std::vector<std::string>(newest_first.begin(), newest_first.begin() + 10));
   EXPECT_EQ(jsonOf(*by_default.object(), "total_runs"), "10");
-  EXPECT_EQ(historyJobIds(limit_1), std::vector<std::string>{newest_first[0]});
+  EXPECT_EQ(listedJobIds(limit_1, "collection_history", HasHistoryItemShape),
+            std::vector<std::string>{newest_first[0]});
   EXPECT_EQ(jsonOf(*limit_1.object(), "total_runs"), "1");
-  EXPECT_EQ(historyJobIds(limit_3),
+  EXPECT_EQ(listedJobIds(limit_3, "collection_history", HasHistoryItemShape),
             std::vector<std::string>(newest_first.begin(), newest_first.begin() + 3));
-  EXPECT_EQ(historyJobIds(limit_1000), newest_first);
+  EXPECT_EQ(listedJobIds(limit_1000, "collection_history", HasHistoryItemShape), newest_first);
   EXPECT_EQ(jsonOf(*limit_1000.object(), "total_runs"), "11");
 }
 

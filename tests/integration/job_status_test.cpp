@@ -14,15 +14,6 @@ namespace {
 
 using Poco::JSON::Object;
 
-bool hasMessage(const Object& job, const std::string& message) {
-  return stringField(job, "message") == message;
-}
-
-std::string otherId(std::string id) {
-  id.back() = static_cast<char>('0' + (id.back() - '0' + 5) % 10);
-  return id;
-}
-
 TEST(JobStatus, ReportsACompletedJobWithEveryFieldAndItsBatch) {
   TempDir dir;
   DaemonConfig config(dir);

@@ -14,26 +14,6 @@ namespace {
 
 using Poco::JSON::Object;
 
-// Runs `collector` alone and waits for the end; returns its job id.
-std::string runOnce(const HttpClient& client, const std::string& collector) {
-  auto run = triggerOrThrow(client, {collector});
-  waitForBatchTerminal(client, run.batch_id);
-  return run.job_ids[0];
-}
-
-// The job ids of latest_runs[], after checking the envelope and every item's shape.
-std::vector<std::string> latestJobIds(const HttpResponse& response) {
-  std::vector<std::string> ids;
-  EXPECT_TRUE(IsJsonResponse(response, 200));
-  if (!response.object()) return ids;
-  EXPECT_TRUE(HasListEnvelope(*response.object(), "latest_runs"));
-  for (const auto& item : objectsOf(*response.object(), "latest_runs")) {
-    EXPECT_TRUE(HasJobStatusShape(*item));
-    ids.push_back(stringField(*item, "job_id"));
-  }
-  return ids;
-}
-
 class LatestRuns : public ::testing::Test {
  protected:
   LatestRuns() {
@@ -52,7 +32,7 @@ TEST_F(LatestRuns, IsEmptyWhenNothingHasRun) {
 
   auto response = daemon.client().get("/api/collectors/runs/latest");
 
-  EXPECT_EQ(latestJobIds(response), std::vector<std::string>{});
+  EXPECT_EQ(listedJobIds(response, "latest_runs", HasJobStatusShape), std::vector<std::string>{});
   ASSERT_TRUE(response.object());
   EXPECT_EQ(jsonOf(*response.object(), "total_runs"), "0");
   EXPECT_EQ(jsonOf(*response.object(), "latest_runs"), "[]");
@@ -69,7 +49,7 @@ TEST_F(LatestRuns, ListsTheMostRecentRunOfEachCollectorByNameWithoutAFilter) {
 
   auto response = client.get("/api/collectors/runs/latest");
 
-  EXPECT_EQ(latestJobIds(response),
+  EXPECT_EQ(listedJobIds(response, "latest_runs", HasJobStatusShape),
             (std::vector<std::string>{alpha_latest, charlie_latest, delta}));
   ASSERT_TRUE(response.object());
   EXPECT_EQ(jsonOf(*response.object(), "total_runs"), "3");
@@ -111,12 +91,13 @@ TEST_F(LatestRuns, ListsRequestedCollectorsInTheRequestedOrderLeavingOutThoseTha
 
   auto response = client.get("/api/collectors/runs/latest?collectors=charlie,bravo,alpha");
 
-  EXPECT_EQ(latestJobIds(response), (std::vector<std::string>{charlie, alpha}));
+  EXPECT_EQ(listedJobIds(response, "latest_runs", HasJobStatusShape),
+            (std::vector<std::string>{charlie, alpha}));
   ASSERT_TRUE(response.object());
   EXPECT_EQ(jsonOf(*response.object(), "total_runs"), "2");
 
   auto only_bravo = client.get("/api/collectors/runs/latest?collectors=bravo");
-  EXPECT_EQ(latestJobIds(only_bravo), std::vector<std::string>{});
+  EXPECT_EQ(listedJobIds(only_bravo, "latest_runs", HasJobStatusShape), std::vector<std::string>{});
 }
 
 TEST_F(LatestRuns, ShowsTheActiveRunWithItsProgressAndBatchEstimate) {
@@ -133,7 +114,8 @@ wait_for_release 1
 
   auto response = client.get("/api/collectors/runs/latest?collectors=echo,alpha");
 
-  EXPECT_EQ(latestJobIds(response), (std::vector<std::string>{run.job_ids[0], alpha}));
+  EXPECT_EQ(listedJobIds(response, "latest_runs", HasJobStatusShape),
+            (std::vector<std::string>{run.job_ids[0], alpha}));
   auto items = objectsOf(*response.object(), "latest_runs");
   ASSERT_EQ(items.size(), 2u);
   const Object& active = *items[0];

@@ -522,4 +522,27 @@ std::optional<long> parseDuration(std::string_view text) {
   return part(1) * 3600 + (part(2) + part(4)) * 60 + part(3) + part(5) + part(6);
 }
 
+bool hasMessage(const Poco::JSON::Object& job, const std::string& message) {
+  return stringField(job, "message") == message;
+}
+
+std::string otherId(std::string id) {
+  id.back() = static_cast<char>('0' + (id.back() - '0' + 5) % 10);
+  return id;
+}
+
+std::vector<std::string> listedJobIds(
+    const HttpResponse& response, const std::string& list_key,
+    ::testing::AssertionResult (*item_shape)(const Poco::JSON::Object&)) {
+  std::vector<std::string> ids;
+  EXPECT_TRUE(IsJsonResponse(response, 200));
+  if (!response.object()) return ids;
+  EXPECT_TRUE(HasListEnvelope(*response.object(), list_key));
+  for (const auto& item : objectsOf(*response.object(), list_key)) {
+    EXPECT_TRUE(item_shape(*item));
+    ids.push_back(stringField(*item, "job_id"));
+  }
+  return ids;
+}
+
 }  // namespace collectord::test

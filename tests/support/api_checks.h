@@ -61,4 +61,16 @@ std::vector<Poco::JSON::Object::Ptr> objectsOf(const Poco::JSON::Object& object,
 // The durations the API renders: "45s", "1m 20s", "2h 3m 4s"; nullopt when malformed.
 std::optional<long> parseDuration(std::string_view text);
 
+// True when the job's (or batch's) "message" is exactly `message`.
+bool hasMessage(const Poco::JSON::Object& job, const std::string& message);
+
+// A well-formed ID that differs from `id` in its last digit, so it names nothing.
+std::string otherId(std::string id);
+
+// The job IDs of the listing `list_key` ("latest_runs", "collection_history") of `response`,
+// after checking the status, the envelope and each item with `item_shape`.
+std::vector<std::string> listedJobIds(
+    const HttpResponse& response, const std::string& list_key,
+    ::testing::AssertionResult (*item_shape)(const Poco::JSON::Object&));
+
 }  // namespace collectord::test

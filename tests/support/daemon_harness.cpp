@@ -653,6 +653,12 @@ HttpResponse waitForJob(const HttpClient& client, const std::string& job_id,
   return last;
 }
 
+std::string runOnce(const HttpClient& client, const std::string& collector) {
+  const Triggered run = triggerOrThrow(client, {collector});
+  waitForBatchTerminal(client, run.batch_id);
+  return run.job_ids[0];
+}
+
 Triggered triggerOrThrow(const HttpClient& client, const std::vector<std::string>& collectors) {
   HttpResponse response = client.trigger(collectors);
   auto object = response.object();

@@ -249,6 +249,8 @@ struct Triggered {
   std::vector<std::string> job_ids;
 };
 Triggered triggerOrThrow(const HttpClient& client, const std::vector<std::string>& collectors);
+// Runs `collector` alone, waits for its batch to end, and returns its job ID.
+std::string runOnce(const HttpClient& client, const std::string& collector);
 
 // Format checks.
 bool isBatchId(std::string_view text);          // ^bc_[0-9]{8}$
