@@ -34,6 +34,12 @@ std::int64_t unixSeconds() {
   return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
 }
 
+// The store retries its writes every second; a client need not come back sooner.
+Response retryLater(Response response) {
+  response.headers.emplace_back("Retry-After", "1");
+  return response;
+}
+
 }  // namespace
 
 Response faultResponse(const Request& request) {
@@ -44,10 +50,10 @@ Response faultResponse(const Request& request) {
     return errorResponse(503, "collectord is shutting down; try again later");
   } catch (const BusyError& e) {
     log.error("%s %s: %s", request.method, request.path, std::string(e.what()));
-    return errorResponse(503, "collectord is busy; try again shortly");
+    return retryLater(errorResponse(503, "collectord is busy; try again shortly"));
   } catch (const StoreError& e) {
     log.error("%s %s: store unavailable: %s", request.method, request.path, std::string(e.what()));
-    return errorResponse(503, "The job store is unavailable; try again shortly");
+    return retryLater(errorResponse(503, "The job store is unavailable; try again shortly"));
   } catch (const Poco::Exception& e) {
     log.error("%s %s: %s", request.method, request.path, e.displayText());
   } catch (const std::exception& e) {

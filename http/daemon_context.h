@@ -12,7 +12,14 @@ class DaemonContext final : public ApiContext {
  public:
   DaemonContext(JobStore& store, Supervisor& supervisor) : store_(store), supervisor_(supervisor) {}
 
-  JobStore& store() override { return store_; }
+  // While job state cannot be written, the store is behind the truth: answering from it would
+  // show a dashboard a stale state, so every read answers 503 until the writes catch up.
+  JobStore& store() override {
+    if (std::string fault = supervisor_.storeFault(); !fault.empty()) {
+      throw StoreError("job state is not being saved: " + fault);
+    }
+    return store_;
+  }
   TriggerResult trigger(const std::vector<std::string>& collectors, Priority priority) override {
     return supervisor_.trigger(collectors, priority);
   }
@@ -38,6 +45,9 @@ class DaemonContext final : public ApiContext {
   std::vector<CollectorState> collectorStates() override { return supervisor_.collectorStates(); }
   std::string notReadyReason() override {
     if (!supervisor_.accepting()) return "collectord is shutting down";
+    if (std::string fault = supervisor_.storeFault(); !fault.empty()) {
+      return "the job store does not take writes: " + fault;
+    }
     try {
       store_.ping();
     } catch (const StoreError& e) {

@@ -76,6 +76,12 @@ std::string Metrics::render() const {
   out << "collectord_http_rate_limited_total " << rate_limited.load() << "\n";
   header(out, "collectord_http_auth_failures_total", "counter", "Requests refused with 401.");
   out << "collectord_http_auth_failures_total " << auth_failed.load() << "\n";
+  header(out, "collectord_store_writes_total", "counter",
+         "Transactions of job state written to the store (progress is coalesced into them).");
+  out << "collectord_store_writes_total " << store_writes.load() << "\n";
+  header(out, "collectord_store_write_failures_total", "counter",
+         "Writes of job state that failed and were kept in memory to be retried.");
+  out << "collectord_store_write_failures_total " << store_write_failures.load() << "\n";
   header(out, "collectord_progress_lines_total", "counter", "Protocol lines read from collectors.");
   out << "collectord_progress_lines_total " << progress_lines_received.load() << "\n";
   header(out, "collectord_progress_lines_dropped_total", "counter",

@@ -25,6 +25,8 @@ class Metrics {
   std::atomic<std::uint64_t> progress_lines_dropped{0};
   std::atomic<std::uint64_t> rate_limited{0};
   std::atomic<std::uint64_t> auth_failed{0};
+  std::atomic<std::uint64_t> store_writes{0};          // transactions of job state written
+  std::atomic<std::uint64_t> store_write_failures{0};  // such transactions that failed
   std::atomic<std::int64_t> jobs_running{0};
   std::atomic<std::int64_t> jobs_queued{0};
 

@@ -6,6 +6,7 @@
 #include <Poco/Data/SessionPool.h>
 #include <Poco/Data/Statement.h>
 #include <Poco/Exception.h>
+#include <Poco/Logger.h>
 #include <Poco/Nullable.h>
 
 #include <fcntl.h>
@@ -105,7 +106,13 @@ void inTransaction(Session& session, Work&& work) {
     work();
     session.commit();
   } catch (...) {
-    session.rollback();
+    // SQLite ends the transaction itself on some failures (SQLITE_FULL in a commit): a failing
+    // rollback must not hide the error that matters.
+    try {
+      session.rollback();
+    } catch (const Poco::Exception& e) {
+      Poco::Logger::get("collectord.store").debug("rollback: %s", e.displayText());
+    }
     throw;
   }
 }

@@ -323,9 +323,13 @@ bool Supervisor::Impl::flush() {
     store.save(job_rows, batch_rows, attempt_rows);
   } catch (const StoreError& e) {
     log.error("cannot write job state, retrying: %s", std::string(e.what()));
+    ++metrics.store_write_failures;
+    setStoreFault(e.what());
     scheduleFlush(kStoreRetryDelay);  // a flush already armed retries sooner; either will do
     return false;
   }
+  ++metrics.store_writes;
+  setStoreFault("");
   for (const std::string& id : dirty_jobs) {
     if (Job* job = findJob(id)) {
       job->unsaved_attempts.clear();
@@ -469,6 +473,19 @@ Supervisor::Supervisor(Config config, JobStore& store, SupervisorOptions options
 Supervisor::~Supervisor() { stop(); }
 
 bool Supervisor::accepting() const { return impl_->accepting; }
+
+std::string Supervisor::storeFault() const {
+  std::lock_guard lock(impl_->fault_mutex);
+  return impl_->store_fault;
+}
+
+void Supervisor::Impl::setStoreFault(std::string fault) {
+  std::lock_guard lock(fault_mutex);
+  if (fault.empty() && !store_fault.empty()) {
+    log.information("the job store takes writes again; job state caught up");
+  }
+  store_fault = std::move(fault);
+}
 
 std::shared_ptr<const Config> Supervisor::config() const { return impl_->config(); }
 

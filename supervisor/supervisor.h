@@ -105,6 +105,10 @@ class Supervisor {
 
   // False once stop() has begun (readiness).
   bool accepting() const;
+  // Empty while the store takes every write; otherwise why the last write of job state failed.
+  // While it fails, changes are kept in memory and written again every second, so the store
+  // is behind the truth and must not be shown as current. Thread-safe.
+  std::string storeFault() const;
 
  private:
   struct Impl;

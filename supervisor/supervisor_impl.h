@@ -92,6 +92,10 @@ struct Supervisor::Impl {
   std::thread thread;
   std::atomic<bool> accepting{false};
 
+  mutable std::mutex fault_mutex;
+  std::string store_fault;  // guarded by fault_mutex; see Supervisor::storeFault
+  void setStoreFault(std::string fault);
+
   mutable std::mutex config_mutex;
   std::shared_ptr<const Config> current_config;  // guarded by config_mutex; replaced on reload
 

@@ -322,6 +322,8 @@ TEST(Metrics, TheExpositionIsStrictPrometheusText) {
       {"collectord_http_requests_total", "counter"},
       {"collectord_http_rate_limited_total", "counter"},
       {"collectord_http_auth_failures_total", "counter"},
+      {"collectord_store_writes_total", "counter"},
+      {"collectord_store_write_failures_total", "counter"},
       {"collectord_progress_lines_total", "counter"},
       {"collectord_progress_lines_dropped_total", "counter"},
   };
