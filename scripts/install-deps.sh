@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages collectord needs to build, run and test.
 # Runs apt-get only when something is missing, so a second call costs nothing.
+# Packages named as arguments are added to the list (bench/run.sh adds its tools that way).
 set -euo pipefail
 
 packages=(
@@ -9,6 +10,7 @@ packages=(
   python3 curl sqlite3 openssl
   # Tests: response schemas, metrics parsing, the browser check of CORS.
   python3-jsonschema python3-prometheus-client python3-pip python3-setuptools chromium
+  "$@"
 )
 
 missing=()
