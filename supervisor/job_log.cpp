@@ -7,8 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <vector>
 
 namespace collectord {
 namespace {
@@ -25,14 +24,6 @@ bool writeAll(int fd, const char* data, std::size_t size) {
     size -= static_cast<std::size_t>(n);
   }
   return true;
-}
-
-std::string readFile(const std::string& path, bool& found) {
-  std::ifstream in(path, std::ios::binary);
-  found = static_cast<bool>(in);
-  std::ostringstream text;
-  if (found) text << in.rdbuf();
-  return text.str();
 }
 
 // Splits a log's text into its dropped-byte count and the output that is left.
@@ -68,8 +59,11 @@ bool JobLog::open(std::string& error) {
   struct stat st {};
   if (::fstat(fd_.get(), &st) == 0) size_ = static_cast<std::uint64_t>(st.st_size);
   if (size_ > 0) {  // appending to a retried job's log: learn what was dropped before
-    bool found = false;
-    const std::string text = readFile(path_, found);
+    // The marker line alone tells; a capped log is megabytes the daemon need not hold.
+    const UniqueFd in(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+    char head[256];
+    const ssize_t n = in ? ::pread(in.get(), head, sizeof head, 0) : 0;
+    const std::string_view text(head, n > 0 ? static_cast<std::size_t>(n) : 0);
     const auto [dropped, output] = parse(text);
     dropped_ = dropped;
     marker_ = text.size() - output.size();
@@ -82,7 +76,9 @@ void JobLog::write(std::string_view data) {
   if (data.size() > max_bytes_ / 2) {
     // One write larger than half the cap: everything before it, and its own start, go.
     const std::string_view keep = data.substr(data.size() - max_bytes_ / 2);
-    rewrite(keep, (size_ - marker_) + (data.size() - keep.size()));
+    rewrite((size_ - marker_) + (data.size() - keep.size()), [keep](int out) {
+      return writeAll(out, keep.data(), keep.size()) ? std::optional(keep.size()) : std::nullopt;
+    });
     return;
   }
   if (size_ + data.size() > max_bytes_ && size_ > 0) dropOldest();
@@ -91,23 +87,49 @@ void JobLog::write(std::string_view data) {
 }
 
 void JobLog::dropOldest() {
-  bool found = false;
-  const std::string text = readFile(path_, found);
-  const std::string_view output = parse(text).second;
-  // Keep the newest half, from a line start when there is one.
-  std::size_t cut = output.size() > max_bytes_ / 2 ? output.size() - max_bytes_ / 2 : 0;
-  const auto newline = output.find('\n', cut);
-  if (newline != std::string_view::npos && newline + 1 < output.size()) cut = newline + 1;
-  rewrite(output.substr(cut), cut);
+  // Keep the newest half, from a line start when there is one. It is copied from the old file
+  // to the new one a chunk at a time: a collector flooding its output must not make the daemon
+  // hold megabytes of log in memory.
+  const UniqueFd in(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) return;
+  const std::uint64_t output = size_ - marker_;
+  std::uint64_t cut = output > max_bytes_ / 2 ? output - max_bytes_ / 2 : 0;
+  std::vector<char> chunk(64 * 1024);
+  for (std::uint64_t at = cut; at < output;) {
+    const ssize_t n =
+        ::pread(in.get(), chunk.data(), chunk.size(), static_cast<off_t>(marker_ + at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    const void* newline = std::memchr(chunk.data(), '\n', static_cast<std::size_t>(n));
+    if (newline) {
+      const std::uint64_t next =
+          at + static_cast<std::uint64_t>(static_cast<const char*>(newline) - chunk.data()) + 1;
+      if (next < output) cut = next;
+      break;
+    }
+    at += static_cast<std::uint64_t>(n);
+  }
+  // To the end of the file as it is, should a failed write have left it longer than size_.
+  rewrite(cut, [&](int out) -> std::optional<std::uint64_t> {
+    for (std::uint64_t at = cut;;) {
+      const ssize_t n =
+          ::pread(in.get(), chunk.data(), chunk.size(), static_cast<off_t>(marker_ + at));
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0) return at - cut;
+      if (n < 0 || !writeAll(out, chunk.data(), static_cast<std::size_t>(n))) return std::nullopt;
+      at += static_cast<std::uint64_t>(n);
+    }
+  });
 }
 
-void JobLog::rewrite(std::string_view keep, std::uint64_t dropping) {
+void JobLog::rewrite(std::uint64_t dropping,
+                     const std::function<std::optional<std::uint64_t>(int out)>& write_kept) {
   const std::string temp = path_ + ".tmp";
   UniqueFd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
   if (!out) return;
   const std::string marker = droppedMarker(dropped_ + dropping);
-  if (!writeAll(out.get(), marker.data(), marker.size()) ||
-      !writeAll(out.get(), keep.data(), keep.size()) ||
+  std::optional<std::uint64_t> kept;
+  if (!writeAll(out.get(), marker.data(), marker.size()) || !(kept = write_kept(out.get())) ||
       ::rename(temp.c_str(), path_.c_str()) != 0) {
     ::unlink(temp.c_str());
     return;
@@ -115,7 +137,7 @@ void JobLog::rewrite(std::string_view keep, std::uint64_t dropping) {
   dropped_ += dropping;
   fd_.reset(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
   marker_ = marker.size();
-  size_ = marker.size() + keep.size();
+  size_ = marker.size() + *kept;
 }
 
 namespace {

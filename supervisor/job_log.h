@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,8 +26,11 @@ class JobLog {
 
  private:
   void dropOldest();
-  // Replaces the file with the marker and `keep`, counting `dropping` more bytes as dropped.
-  void rewrite(std::string_view keep, std::uint64_t dropping);
+  // Replaces the file with the marker and the output that `write_kept` writes to the descriptor
+  // it is given (returning how many bytes, or nullopt when it failed), counting `dropping` more
+  // bytes as dropped.
+  void rewrite(std::uint64_t dropping,
+               const std::function<std::optional<std::uint64_t>(int out)>& write_kept);
 
   std::string path_;
   std::uint64_t max_bytes_;
