@@ -1,5 +1,6 @@
 #include "child_process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <linux/close_range.h>
@@ -18,11 +19,13 @@
 #include <boost/process/v2/process.hpp>
 #include <boost/process/v2/start_dir.hpp>
 #include <boost/process/v2/stdio.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <sstream>
+#include <set>
+#include <string_view>
 
 #include "unique_fd.h"
 
@@ -166,40 +169,89 @@ bool ChildProcess::signalGroup(int sig) const { return ::kill(-pid_, sig) == 0; 
 
 namespace collectord {
 
-int killLeftoverProcesses(int pgid, const std::string& job_id) {
-  namespace fs = std::filesystem;
-  const std::string marker = "COLLECTOR_JOB_ID=" + job_id;
-  int killed = 0;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat_file(entry.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
-    const auto paren = stat.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::istringstream fields(stat.substr(paren + 1));
-    std::string state;
-    int ppid = 0, pgrp = 0;
-    fields >> state >> ppid >> pgrp;
-    if (pgrp != pgid) continue;
-    std::ifstream environ_file(entry.path() / "environ", std::ios::binary);
-    std::string environ((std::istreambuf_iterator<char>(environ_file)),
-                        std::istreambuf_iterator<char>());
-    std::size_t at = 0;
-    bool ours = false;
-    while (at < environ.size()) {
-      const std::size_t end = environ.find('\0', at);
-      if (environ.compare(at, (end == std::string::npos ? environ.size() : end) - at, marker) == 0) {
-        ours = true;
-        break;
-      }
-      if (end == std::string::npos) break;
-      at = end + 1;
-    }
-    if (ours && ::kill(std::stoi(name), SIGKILL) == 0) ++killed;
+namespace {
+
+// The whole of a small /proc file into `out` (reusing its capacity); false when it cannot be
+// read. Plain read(2): this runs for every process on the machine at the end of every run.
+bool readProcFile(const char* path, std::string& out) {
+  const UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  out.clear();
+  char chunk[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) return true;
+    out.append(chunk, static_cast<std::size_t>(n));
   }
+}
+
+// Calls `fn(pid)` for each live (not zombie) process other than this one whose environment
+// holds every entry of `markers`; processes for which `skip_group(pgrp)` holds are passed over
+// before their environment is read.
+template <typename SkipGroup, typename Fn>
+void forEachMarkedProcess(const std::vector<std::string>& markers, SkipGroup skip_group, Fn fn) {
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return;
+  const pid_t self = ::getpid();
+  std::string stat, environ;
+  char path[64];
+  while (const dirent* entry = ::readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(entry->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0' || pid == self) continue;
+    std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    if (!readProcFile(path, stat)) continue;  // gone meanwhile
+    // After the command name in parentheses: state, ppid, pgrp.
+    const auto paren = stat.rfind(')');
+    if (paren == std::string::npos || paren + 2 >= stat.size()) continue;
+    const char state = stat[paren + 2];
+    int ppid = 0, pgrp = 0;
+    if (std::sscanf(stat.c_str() + paren + 3, "%d %d", &ppid, &pgrp) != 2) continue;
+    // A zombie is dead already: signalling it succeeds and achieves nothing.
+    if (state == 'Z' || state == 'X' || skip_group(pgrp)) continue;
+    std::snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+    if (!readProcFile(path, environ)) continue;
+    std::size_t found = 0;
+    for (std::size_t at = 0; at < environ.size() && found < markers.size();) {
+      std::size_t stop = environ.find('\0', at);
+      if (stop == std::string::npos) stop = environ.size();
+      const std::string_view variable(environ.data() + at, stop - at);
+      found += static_cast<std::size_t>(std::count(markers.begin(), markers.end(), variable));
+      at = stop + 1;
+    }
+    if (found == markers.size()) fn(static_cast<pid_t>(pid));
+  }
+  ::closedir(proc);
+}
+
+}  // namespace
+
+int killLeftoverProcesses(int pgid, const std::string& job_id) {
+  int killed = 0;
+  forEachMarkedProcess(
+      {"COLLECTOR_JOB_ID=" + job_id}, [pgid](int pgrp) { return pgrp != pgid; },
+      [&killed](pid_t pid) { killed += ::kill(pid, SIGKILL) == 0; });
   return killed;
+}
+
+int killProcessesOfJob(const std::string& job_id, const std::string& batch_id, int except_pgid) {
+  const std::vector<std::string> markers = {"COLLECTOR_JOB_ID=" + job_id,
+                                            "COLLECTOR_BATCH_ID=" + batch_id};
+  std::set<pid_t> killed;
+  // A killed process lingers until the kernel has torn it down, so a pass counts only pids it
+  // had not seen; one that found none means nothing of the job is left forking.
+  for (int pass = 0; pass < 10; ++pass) {
+    std::size_t before = killed.size();
+    forEachMarkedProcess(
+        markers, [except_pgid](int pgrp) { return pgrp == except_pgid; },
+        [&killed](pid_t pid) {
+          if (!killed.count(pid) && ::kill(pid, SIGKILL) == 0) killed.insert(pid);
+        });
+    if (killed.size() == before) break;
+  }
+  return static_cast<int>(killed.size());
 }
 
 }  // namespace collectord

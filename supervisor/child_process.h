@@ -72,4 +72,11 @@ namespace collectord {
 // job `job_id`: what a previous supervisor instance left behind. Returns how many it killed.
 int killLeftoverProcesses(int pgid, const std::string& job_id);
 
+// Kills (SIGKILL) every live process outside process group `except_pgid` whose environment says
+// it belongs to job `job_id` of batch `batch_id`, whatever its group or session: what a run left
+// behind after a setsid or setpgid, which signals to the run's group miss. Scans /proc again
+// while it finds new ones, so that children forked meanwhile go too. Returns how many it killed.
+// Processes that dropped those variables from their environment are not found.
+int killProcessesOfJob(const std::string& job_id, const std::string& batch_id, int except_pgid);
+
 }  // namespace collectord

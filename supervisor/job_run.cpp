@@ -403,6 +403,16 @@ void Supervisor::Impl::maybeFinish(Job& job) {
   if (job.child->signalGroup(SIGKILL)) {
     job.log->write("[collectord] killed processes left in the job's process group\n");
   }
+  // A child that moved to a group or session of its own (setsid, a daemonising tool) escapes
+  // that signal; its environment still names the job.
+  const JobRecord& ended = job.sm.record();
+  if (const int escaped = killProcessesOfJob(ended.job_id, ended.batch_id, pid); escaped > 0) {
+    job.log->write("[collectord] killed " + std::to_string(escaped) +
+                   (escaped == 1 ? " process" : " processes") +
+                   " the job left outside its process group\n");
+    log.warning("job %s left %d processes outside its process group: killed", ended.job_id,
+                escaped);
+  }
   // A limit the kernel enforces by signal is named, not just the signal.
   if (status.signaled && status.code == SIGXCPU && job.collector->cpu_limit) {
     job.sm.requestKill("cpu_limit of " + formatDurationSpec(*job.collector->cpu_limit) +
