@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <sstream>
 
 #include "job_store.h"
@@ -38,6 +39,22 @@ std::int64_t unixSeconds() {
 Response retryLater(Response response) {
   response.headers.emplace_back("Retry-After", "1");
   return response;
+}
+
+// Why a body sent to a json_body route cannot be read as JSON, or nullopt when it can: its
+// media type (RFC 9110 8.3.1: case-insensitive, parameters allowed) and its coding.
+std::optional<Response> unsupportedBody(const Request& request) {
+  const std::string* type = request.header("Content-Type");
+  if (!type ||
+      Poco::icompare(Poco::trim(type->substr(0, type->find(';'))), "application/json") != 0) {
+    return errorResponse(415, "Request body must be sent with Content-Type: application/json");
+  }
+  const std::string* coding = request.header("Content-Encoding");
+  if (coding && Poco::icompare(Poco::trim(*coding), "identity") != 0) {
+    return errorResponse(
+        415, "Content-Encoding '" + *coding + "' is not supported: send the body uncompressed");
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -180,6 +197,12 @@ Response ApiService::route(Request& request, std::string& route_name) const {
       r.headers = limit_headers;
       r.headers.emplace_back("Retry-After", std::to_string(std::max(1, d.reset_seconds)));
       return r;
+    }
+  }
+  if (options.json_body) {
+    if (std::optional<Response> refusal = unsupportedBody(request)) {
+      refusal->headers.insert(refusal->headers.end(), limit_headers.begin(), limit_headers.end());
+      return *refusal;
     }
   }
   Response response = route->handler(request);

@@ -181,6 +181,8 @@ Authenticator::Result Authenticator::authenticate(const std::string* api_key,
   if (api_key) return checkApiKey(*api_key);
   if (authorization) {
     const std::string value = Poco::trim(*authorization);
+    // A client whose token variable is unset sends "Bearer " and deserves to be told so.
+    if (Poco::icompare(value, "bearer") == 0) return refused("the bearer token is empty");
     if (Poco::icompare(value.substr(0, 7), "bearer ") != 0) {
       return refused("Authorization must be 'Bearer <token>'");
     }

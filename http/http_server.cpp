@@ -14,13 +14,18 @@
 #include <Poco/Net/TCPServer.h>
 #include <Poco/Net/TCPServerConnection.h>
 #include <Poco/Net/TCPServerConnectionFactory.h>
+#include <Poco/String.h>
 #include <Poco/ThreadPool.h>
 #include <Poco/URI.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <string_view>
 
 namespace collectord::http {
 namespace {
@@ -46,6 +51,72 @@ BodyRead readBody(Poco::Net::HTTPServerRequest& raw, std::size_t limit, std::str
     return BodyRead::kCutShort;
   }
   return BodyRead::kWhole;
+}
+
+// RFC 9110 5.6.2: the characters a header name may hold.
+bool isTokenChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool isDigits(const std::string& text) {
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+const char* const kInvalidLength = "Malformed HTTP request: invalid Content-Length";
+
+// What is wrong with the version, the header section or the framing of a request Poco has
+// read, as the answer to give before any of its body is read; nullopt when nothing is. Poco
+// takes these in its stride (the first of two lengths, chunked over a length, an unknown coding
+// as no body at all), which lets a client and a proxy in front of us disagree on where a request
+// ends and smuggle a second one inside the first (RFC 9112 6.1, 6.3, 11.2).
+std::optional<Response> framingProblem(const Poco::Net::HTTPServerRequest& raw) {
+  const std::string& version = raw.getVersion();
+  const auto digit = [&](std::size_t i) { return version[i] >= '0' && version[i] <= '9'; };
+  if (version.size() != 8 || version.compare(0, 5, "HTTP/") != 0 || !digit(5) ||
+      version[6] != '.' || !digit(7)) {
+    return errorResponse(400, "Malformed HTTP request: invalid HTTP version '" + version + "'");
+  }
+  if (version[5] != '1') {
+    return errorResponse(505, "HTTP version " + version + " is not supported: use HTTP/1.1");
+  }
+  std::vector<std::string> lengths;
+  std::string codings;
+  for (const auto& [name, value] : raw) {
+    if (name.empty() || !std::all_of(name.begin(), name.end(), isTokenChar)) {
+      return errorResponse(400, "Malformed HTTP request: invalid header name '" + name + "'");
+    }
+    // RFC 9110 5.5: NUL, CR and LF inside a value must not reach anything that reads it.
+    if (std::any_of(value.begin(), value.end(), [](char c) {
+          return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7F;
+        })) {
+      return errorResponse(400,
+                           "Malformed HTTP request: control character in header '" + name + "'");
+    }
+    if (Poco::icompare(name, "Content-Length") == 0) lengths.push_back(value);
+    if (Poco::icompare(name, "Transfer-Encoding") == 0) {
+      codings += (codings.empty() ? "" : ", ") + value;
+    }
+  }
+  for (const std::string& length : lengths) {
+    if (!isDigits(length)) return errorResponse(400, kInvalidLength);
+    if (length != lengths.front()) {
+      return errorResponse(400, "Malformed HTTP request: conflicting Content-Length headers");
+    }
+  }
+  if (!codings.empty()) {
+    if (!lengths.empty()) {
+      return errorResponse(400,
+                           "Malformed HTTP request: Content-Length and Transfer-Encoding together");
+    }
+    if (Poco::icompare(Poco::trim(codings), "chunked") != 0) {
+      return errorResponse(501, "Transfer-Encoding '" + codings +
+                                    "' is not supported: send the body with Content-Length or "
+                                    "Transfer-Encoding: chunked");
+    }
+  }
+  return std::nullopt;
 }
 
 void send(Poco::Net::HTTPServerResponse& out, const Response& response) {
@@ -101,8 +172,15 @@ class ApiConnection final : public Poco::Net::TCPServerConnection {
       try {
         HTTPServerResponseImpl response(session);
         HTTPServerRequestImpl request(response, session, server_.params);
+        if (const std::optional<Response> problem = framingProblem(request)) {
+          refuse(session, *problem);
+          break;
+        }
         response.setDate(Poco::Timestamp());
-        response.setVersion(request.getVersion());
+        // HTTP/1.1 answers any later 1.x (RFC 9112 2.3); only 1.0 gets 1.0 back.
+        response.setVersion(request.getVersion() == Poco::Net::HTTPMessage::HTTP_1_0
+                                ? Poco::Net::HTTPMessage::HTTP_1_0
+                                : Poco::Net::HTTPMessage::HTTP_1_1);
         response.setKeepAlive(server_.params->getKeepAlive() && request.getKeepAlive() &&
                               session.canKeepAlive());
         if (request.getExpectContinue()) response.sendContinue();
@@ -113,6 +191,10 @@ class ApiConnection final : public Poco::Net::TCPServerConnection {
         break;  // the client closed the connection between requests
       } catch (const Poco::Net::MessageException& e) {
         refuse(session, framingError(e.message()));
+        break;
+      } catch (const Poco::SyntaxException&) {
+        // Only the request's constructor parses a number: the Content-Length it streams by.
+        refuse(session, errorResponse(400, kInvalidLength));
         break;
       } catch (const Poco::TimeoutException&) {
         refuse(session, errorResponse(408, "Request timed out: the client sent nothing for " +
@@ -240,6 +322,9 @@ Response HttpServer::Impl::respond(Poco::Net::HTTPServerRequest& raw, Request& r
       "Request body is larger than " + std::to_string(options.max_body_bytes) + " bytes";
   // Without a length or chunking a request has no body (RFC 9112 6.3); Poco would read to EOF.
   const bool has_body = raw.hasContentLength() || raw.getChunkedTransferEncoding();
+  // Poco ends a chunked body without a word at a malformed chunk-size line; whatever followed
+  // must not be read as the next request.
+  if (raw.getChunkedTransferEncoding()) drop_connection = true;
   if (request.transport_error) {
     drop_connection = has_body;
   } else if (raw.hasContentLength() &&

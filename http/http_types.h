@@ -39,7 +39,8 @@ struct Request {
   const std::string* queryParam(const std::string& name) const;
 };
 
-// {"error": message} with `status`: the one shape of every error the API returns.
+// {"error": message} with `status`: the one shape of every error the API returns. Bytes of
+// `message` that are not well-formed UTF-8 are written as "\xHH", so the body is always UTF-8.
 Response errorResponse(int status, const std::string& message);
 
 }  // namespace collectord::http

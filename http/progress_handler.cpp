@@ -40,7 +40,7 @@ Response reportProgress(ApiContext& context, const Request& request) {
 }  // namespace
 
 void addProgressRoutes(Router& router, ApiContext& context) {
-  router.add("PUT", "/api/collectors/runs/job/{job_id}", {Access::kRun, true},
+  router.add("PUT", "/api/collectors/runs/job/{job_id}", {Access::kRun, true, true},
              [&context](const Request& r) { return reportProgress(context, r); });
 }
 

@@ -5,6 +5,8 @@
 
 #include <sstream>
 
+#include "utf8.h"
+
 namespace collectord::http {
 namespace {
 
@@ -60,7 +62,8 @@ const std::string* Request::queryParam(const std::string& name) const {
 
 Response errorResponse(int status, const std::string& message) {
   Poco::JSON::Object body;
-  body.set("error", message);
+  // Messages quote what the client sent (a path, a name); Poco would copy stray bytes through.
+  body.set("error", escapeInvalidUtf8(message));
   std::ostringstream out;
   body.stringify(out);
   return Response{status, out.str(), "application/json", {}};

@@ -16,6 +16,10 @@ enum class Access { kPublic, kRead, kRun, kAdmin };
 struct RouteOptions {
   Access access = Access::kRead;
   bool rate_limited = false;  // counts against the per-client request limit
+  // The body must be sent as application/json: anything else is refused with 415 before the
+  // handler runs. Browsers send text/plain and form bodies across origins without asking (no
+  // CORS preflight), so this keeps a web page from triggering runs on a daemon without auth.
+  bool json_body = false;
 };
 
 // Maps method + path to a handler. Patterns are literal segments and {name} placeholders

@@ -103,7 +103,7 @@ Response trigger(ApiContext& context, const Request& request) {
 }  // namespace
 
 void addRunRoutes(Router& router, ApiContext& context) {
-  router.add("POST", "/api/collectors/run", {Access::kRun, false},
+  router.add("POST", "/api/collectors/run", {Access::kRun, false, true},
              [&context](const Request& request) { return trigger(context, request); });
 }
 

@@ -272,8 +272,11 @@ TEST_F(RequestLimits, StatusLinesCarryTheReasonPhraseOfTheirCode) {
   };
   const std::vector<Row> rows = {
       {200, "OK", rawRequest("GET", "/healthz")},
-      {201, "Created", rawRequest("POST", "/api/collectors/run", "", R"({"collectors": ["alpha"]})")},
-      {400, "Bad Request", rawRequest("POST", "/api/collectors/run", "", "{")},
+      {201, "Created",
+       rawRequest("POST", "/api/collectors/run", "Content-Type: application/json\r\n",
+                  R"({"collectors": ["alpha"]})")},
+      {400, "Bad Request",
+       rawRequest("POST", "/api/collectors/run", "Content-Type: application/json\r\n", "{")},
       {404, "Not Found", rawRequest("GET", "/nowhere")},
       {405, "Method Not Allowed", rawRequest("DELETE", "/api/collectors/run")},
       {413, "Request Entity Too Large",
