@@ -193,6 +193,7 @@ void Supervisor::Impl::dispatch() {
     return std::tie(pa, ra.started_at, ra.batch_id, a->position) <
            std::tie(pb, rb.started_at, rb.batch_id, b->position);
   });
+  std::vector<Job*> starting;
   for (Job* job : ready) {
     if (running >= cfg->max_concurrent) break;
     // A job that has not started yet runs with the settings in effect now (after a reload).
@@ -204,11 +205,32 @@ void Supervisor::Impl::dispatch() {
     }
     int& of_collector = running_by_collector[job->sm.record().collector];
     if (of_collector >= job->collector->effectiveConcurrency()) continue;
-    if (spawn(*job)) {
-      ++running;
-      ++of_collector;
-    }
+    starting.push_back(job);
+    ++running;
+    ++of_collector;
   }
+  if (starting.empty()) return updateGauges();
+  // Each run is written `running` (pid not known yet) before its process exists. A crash from
+  // here on leaves the store saying so, and the next start fails the job with the restart error
+  // and finds its processes by their environment; were the row still `queued`, it would start
+  // the job a second time and leave the first run's children running. Best effort: when the
+  // store refuses the write, the runs start anyway, as dashboards expect of a store in trouble.
+  std::vector<JobRecord> rows;
+  for (const Job* job : starting) {
+    JobRecord row = job->sm.record();
+    row.status = JobStatus::kRunning;
+    row.pid.reset();
+    row.next_attempt_at.reset();
+    row.updated_at = now;
+    rows.push_back(std::move(row));
+  }
+  try {
+    store.save(rows, {}, {});
+  } catch (const StoreError& e) {
+    log.warning("cannot record %z runs as starting; starting them anyway: %s", rows.size(),
+                std::string(e.what()));
+  }
+  for (Job* job : starting) spawn(*job);
   updateGauges();
 }
 
@@ -403,10 +425,10 @@ void Supervisor::Impl::recover() {
       jobs[id] = std::make_unique<Job>(std::move(r), collector, position++);
       Job& j = *jobs[id];
       if (j.sm.record().status == JobStatus::kRunning) {
-        if (j.sm.record().pid) {
-          const int killed = killLeftoverProcesses(*j.sm.record().pid, id);
-          if (killed > 0) log.warning("killed %d leftover processes of job %s", killed, id);
-        }
+        // By environment, not by process group: the pid is missing when the crash came between
+        // the write before the spawn and the one after it, and a child may have left the group.
+        const int killed = killProcessesOfJob(id, left.batch_id, 0);
+        if (killed > 0) log.warning("killed %d leftover processes of job %s", killed, id);
         j.sm.setRetryDelay(retryDelay(j));
         j.sm.fail("supervisor restarted while the job was running", now);
         JobLog job_log(logPath(id), config()->log_max_bytes_per_job);
