@@ -183,7 +183,12 @@ class ApiConnection final : public Poco::Net::TCPServerConnection {
                                 : Poco::Net::HTTPMessage::HTTP_1_1);
         response.setKeepAlive(server_.params->getKeepAlive() && request.getKeepAlive() &&
                               session.canKeepAlive());
-        if (request.getExpectContinue()) response.sendContinue();
+        // No "100 Continue" for a body that will be refused for its size: the client would
+        // start sending it only to have the connection closed under it.
+        const bool too_large =
+            request.hasContentLength() &&
+            request.getContentLength64() > static_cast<Poco::Int64>(server_.options.max_body_bytes);
+        if (request.getExpectContinue() && !too_large) response.sendContinue();
         server_.serve(request, response);
         session.setKeepAlive(server_.params->getKeepAlive() && response.getKeepAlive() &&
                              session.canKeepAlive());
