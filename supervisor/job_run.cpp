@@ -269,15 +269,24 @@ void Supervisor::Impl::fail(Job& job, const std::string& error) {
 
 void Supervisor::Impl::readPipe(Job& job, Pipe& pipe, asio::posix::stream_descriptor& fd,
                                 bool progress) {
-  if (pipe.buffer.empty()) pipe.buffer.resize(kReadChunk);
   pipe.reading = true;
-  fd.async_read_some(
-      asio::buffer(pipe.buffer),
-      [this, &job, &pipe, &fd, progress](const boost::system::error_code& ec, std::size_t n) {
+  fd.async_wait(
+      asio::posix::descriptor_base::wait_read,
+      [this, &job, &pipe, &fd, progress](boost::system::error_code ec) {
         pipe.reading = false;
-        if (n > 0) deliver(job, progress, pipe.buffer.data(), n);
+        if (!ec) {
+          const ssize_t n = ::read(fd.native_handle(), read_buffer.data(), read_buffer.size());
+          const int read_errno = errno;
+          if (n > 0) {
+            deliver(job, progress, read_buffer.data(), static_cast<std::size_t>(n));
+          } else if (n == 0) {
+            ec = asio::error::eof;
+          } else if (read_errno != EAGAIN && read_errno != EINTR) {
+            ec.assign(read_errno, boost::system::system_category());
+          }
+        }
         if (ec == asio::error::operation_aborted || (!ec && job.wait_status)) {
-          drainAndClose(job, pipe, fd, progress);  // the child exited: read what is left
+          drainAndClose(job, fd, progress);  // the child exited: read what is left
         } else if (ec) {
           if (ec != asio::error::eof)
             job.log->write("[collectord] pipe error: " + ec.message() + "\n");
@@ -291,19 +300,19 @@ void Supervisor::Impl::readPipe(Job& job, Pipe& pipe, asio::posix::stream_descri
 
 void Supervisor::Impl::deliver(Job& job, bool progress, const char* data, std::size_t n) {
   if (progress) {
-    consume(job, data, n);
+    consume(job, data, n, Arrival{});
   } else {
     job.log->write(std::string_view(data, n));
   }
 }
 
-void Supervisor::Impl::drainAndClose(Job& job, Pipe& pipe, asio::posix::stream_descriptor& fd,
+void Supervisor::Impl::drainAndClose(Job& job, asio::posix::stream_descriptor& fd,
                                      bool progress) {
   std::size_t total = 0;
   while (fd.is_open() && total < kMaxDrainBytes) {
-    const ssize_t n = ::read(fd.native_handle(), pipe.buffer.data(), pipe.buffer.size());
+    const ssize_t n = ::read(fd.native_handle(), read_buffer.data(), read_buffer.size());
     if (n > 0) {
-      deliver(job, progress, pipe.buffer.data(), static_cast<std::size_t>(n));
+      deliver(job, progress, read_buffer.data(), static_cast<std::size_t>(n));
       total += static_cast<std::size_t>(n);
       continue;
     }
@@ -315,14 +324,16 @@ void Supervisor::Impl::drainAndClose(Job& job, Pipe& pipe, asio::posix::stream_d
 
 void Supervisor::Impl::closePipe(Job& job, asio::posix::stream_descriptor& fd, bool progress) {
   if (progress) {
-    if (!job.partial.empty() && !job.discarding) handleLine(job, job.partial);  // no newline
+    if (!job.partial.empty() && !job.discarding) {
+      handleLine(job, job.partial, Arrival{});  // the last line had no newline
+    }
     job.partial.clear();
   }
   boost::system::error_code ignored;
   fd.close(ignored);
 }
 
-void Supervisor::Impl::consume(Job& job, const char* data, std::size_t n) {
+void Supervisor::Impl::consume(Job& job, const char* data, std::size_t n, const Arrival& at) {
   std::size_t start = 0;
   while (start < n) {
     const void* found = std::memchr(data + start, '\n', n - start);
@@ -340,13 +351,13 @@ void Supervisor::Impl::consume(Job& job, const char* data, std::size_t n) {
     if (job.discarding) {
       job.discarding = false;  // the newline that ends the over-long line
     } else if (job.partial.empty()) {
-      handleLine(job, std::string_view(data + start, len));
+      handleLine(job, std::string_view(data + start, len), at);
     } else if (job.partial.size() + len > kMaxProtocolLine) {
       startDiscarding(job);
       job.discarding = false;
     } else {
       job.partial.append(data + start, len);
-      handleLine(job, job.partial);
+      handleLine(job, job.partial, at);
       job.partial.clear();
     }
     start += len + 1;
@@ -360,15 +371,15 @@ void Supervisor::Impl::startDiscarding(Job& job) {
   job.discarding = true;
 }
 
-void Supervisor::Impl::handleLine(Job& job, std::string_view line) {
+void Supervisor::Impl::handleLine(Job& job, std::string_view line, const Arrival& at) {
   ++job.line_no;
   ++metrics.progress_lines_received;
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.find_first_not_of(" \t") == std::string_view::npos) return;
   ParsedLine parsed = parseProgressLine(line);
   if (auto* error = std::get_if<ProtocolError>(&parsed)) return warn(job, error->reason);
-  job.last_progress = Clock::now();
-  if (job.sm.report(std::get<ProgressUpdate>(parsed), nowMicros())) {
+  job.last_progress = at.steady;
+  if (job.sm.report(std::get<ProgressUpdate>(parsed), at.wall)) {
     markDirty(job);
     scheduleFlush();
   }

@@ -176,6 +176,11 @@ class LineReader {
     out.clear();
     ++pos_;  // the opening quote
     for (;;) {
+      // Plain printable ASCII, most of any message, is copied a run at a time.
+      std::size_t run = pos_;
+      while (run < s_.size() && isPlain(static_cast<unsigned char>(s_[run]))) ++run;
+      out.append(s_.data() + pos_, run - pos_);
+      pos_ = run;
       if (pos_ >= s_.size()) return error("unterminated string");
       const unsigned char c = static_cast<unsigned char>(s_[pos_]);
       if (c == '"') {
@@ -187,11 +192,6 @@ class LineReader {
         continue;
       }
       if (c < 0x20) return error("control character in a string");
-      if (c < 0x80) {
-        out += static_cast<char>(c);
-        ++pos_;
-        continue;
-      }
       const std::size_t len = utf8SequenceLength(pos_);
       if (len == 0) return error("invalid UTF-8");
       out.append(s_.data() + pos_, len);
@@ -288,6 +288,8 @@ class LineReader {
   }
 
   static bool isDigit(char c) { return c >= '0' && c <= '9'; }
+  // A byte a string holds as it is: not a quote, a backslash, a control character or UTF-8.
+  static bool isPlain(unsigned char c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
   char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
   bool consume(char c) {
     if (peek() != c || pos_ >= s_.size()) return false;
