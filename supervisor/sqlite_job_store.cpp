@@ -1,6 +1,5 @@
 #include "sqlite_job_store.h"
 
-#include <Poco/Data/RecordSet.h>
 #include <Poco/Data/SQLite/Connector.h>
 #include <Poco/Data/Session.h>
 #include <Poco/Data/SessionPool.h>
@@ -10,11 +9,15 @@
 #include <Poco/Nullable.h>
 
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
+#include <stdexcept>
+#include <string_view>
+#include <unordered_map>
 
 #include "migration.h"
 #include "time_format.h"
@@ -22,7 +25,6 @@
 namespace collectord {
 
 using namespace Poco::Data::Keywords;
-using Poco::Data::RecordSet;
 using Poco::Data::Session;
 using Poco::Data::Statement;
 
@@ -40,58 +42,194 @@ Poco::Nullable<T> nullable(const std::optional<T>& v) {
   return v ? Poco::Nullable<T>(*v) : Poco::Nullable<T>();
 }
 
-std::optional<std::string> optString(const Poco::Dynamic::Var& v) {
-  if (v.isEmpty()) return std::nullopt;
-  return v.convert<std::string>();
-}
-std::optional<Micros> optMicros(const Poco::Dynamic::Var& v) {
-  if (v.isEmpty()) return std::nullopt;
-  return v.convert<Poco::Int64>();
-}
-std::optional<int> optInt(const Poco::Dynamic::Var& v) {
-  if (v.isEmpty()) return std::nullopt;
-  return v.convert<int>();
-}
+// The statements of the read path, prepared once per reader connection.
+const std::string kSelectJobs = std::string("SELECT ") + kJobColumns + " FROM job_runs ";
+const std::string kFindJob = kSelectJobs + "WHERE job_id = ?";
+const std::string kJobsOfBatch = kSelectJobs + "WHERE batch_id = ? ORDER BY position";
+const std::string kActiveRun =
+    kSelectJobs +
+    "WHERE collector = ? AND status IN ('queued', 'running') ORDER BY started_at DESC LIMIT 1";
+const std::string kLatestRun = kSelectJobs + "WHERE collector = ? ORDER BY started_at DESC LIMIT 1";
+const std::string kLastFinishedRun =
+    kSelectJobs +
+    "WHERE collector = ? AND status IN ('completed', 'failed', 'cancelled') "
+    "ORDER BY started_at DESC LIMIT 1";
+const std::string kHistory =
+    kSelectJobs + "ORDER BY started_at DESC, batch_id DESC, position LIMIT ?";
+const std::string kActiveJobs =
+    kSelectJobs + "WHERE status IN ('queued', 'running') ORDER BY started_at, position";
+const std::string kFindBatch =
+    std::string("SELECT ") + kBatchColumns + " FROM job_batches WHERE batch_id = ?";
+const std::string kAttemptsOf =
+    "SELECT attempt, started_at, ended_at, error FROM job_attempts WHERE job_id = ? "
+    "ORDER BY attempt";
+const std::string kLastScheduledRun =
+    "SELECT MAX(last_fired_at) FROM schedules WHERE collector = ?";
+const std::string kPing = "SELECT 1";
 
-JobStatus statusOf(const Poco::Dynamic::Var& v) {
-  const auto status = parseJobStatus(v.convert<std::string>());
-  if (!status) throw StoreError("unknown status '" + v.convert<std::string>() + "' in the store");
+}  // namespace
+
+// A connection of the read path and the statements prepared on it. Preparing a statement
+// costs more than running one of these indexed lookups, so readers and their statements are
+// kept and reused; each is used by one thread at a time. Errors are std::runtime_error with
+// SQLite's message; the store's methods turn them into StoreError.
+class SqliteReader {
+ public:
+  explicit SqliteReader(const std::string& path) {
+    const int rc =
+        sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+      const std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+      sqlite3_close(db_);
+      throw std::runtime_error("cannot open " + path + ": " + message);
+    }
+    sqlite3_busy_timeout(db_, 10000);  // as the writer's sessions: 10 s for a lock
+    // Nothing on this connection may ever write.
+    if (sqlite3_exec(db_, "PRAGMA query_only = 1", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      const std::string message = sqlite3_errmsg(db_);
+      sqlite3_close(db_);
+      throw std::runtime_error(message);
+    }
+  }
+  ~SqliteReader() {
+    for (const auto& [sql, statement] : statements_) sqlite3_finalize(statement);
+    sqlite3_close(db_);
+  }
+  SqliteReader(const SqliteReader&) = delete;
+  SqliteReader& operator=(const SqliteReader&) = delete;
+
+  // The prepared statement for `sql`, one of the constants above (they outlive every reader).
+  sqlite3_stmt* statement(const std::string& sql) {
+    const auto found = statements_.find(sql);
+    if (found != statements_.end()) return found->second;
+    sqlite3_stmt* statement = nullptr;
+    if (sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+                           SQLITE_PREPARE_PERSISTENT, &statement, nullptr) != SQLITE_OK) {
+      fail();
+    }
+    statements_.emplace(sql, statement);
+    return statement;
+  }
+
+  [[noreturn]] void fail() const { throw std::runtime_error(sqlite3_errmsg(db_)); }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::unordered_map<std::string_view, sqlite3_stmt*> statements_;
+};
+
+namespace {
+
+// One run of a reader's statement: binds, steps, reads columns, and resets the statement when
+// it goes, which ends the read transaction (a statement left stepping would hold a WAL
+// snapshot and stall checkpoints). Bound strings must outlive the query.
+class Query {
+ public:
+  Query(SqliteReader& reader, const std::string& sql)
+      : reader_(reader), statement_(reader.statement(sql)) {}
+  ~Query() {
+    sqlite3_reset(statement_);
+    sqlite3_clear_bindings(statement_);
+  }
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+
+  Query& bind(int index, const std::string& value) {
+    check(sqlite3_bind_text(statement_, index, value.data(), static_cast<int>(value.size()),
+                            SQLITE_STATIC));
+    return *this;
+  }
+  Query& bind(int index, int value) {
+    check(sqlite3_bind_int(statement_, index, value));
+    return *this;
+  }
+  // True while there is a row to read.
+  bool next() {
+    const int rc = sqlite3_step(statement_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    reader_.fail();
+  }
+
+  bool isNull(int column) const { return sqlite3_column_type(statement_, column) == SQLITE_NULL; }
+  std::string text(int column) const {
+    const auto* data = sqlite3_column_text(statement_, column);
+    return data ? std::string(reinterpret_cast<const char*>(data),
+                              static_cast<std::size_t>(sqlite3_column_bytes(statement_, column)))
+                : std::string();
+  }
+  std::optional<std::string> optText(int column) const {
+    return isNull(column) ? std::nullopt : std::optional<std::string>(text(column));
+  }
+  Micros int64(int column) const { return sqlite3_column_int64(statement_, column); }
+  std::optional<Micros> optInt64(int column) const {
+    return isNull(column) ? std::nullopt : std::optional<Micros>(int64(column));
+  }
+  int int32(int column) const { return sqlite3_column_int(statement_, column); }
+  std::optional<int> optInt32(int column) const {
+    return isNull(column) ? std::nullopt : std::optional<int>(int32(column));
+  }
+
+ private:
+  void check(int rc) const {
+    if (rc != SQLITE_OK) reader_.fail();
+  }
+
+  SqliteReader& reader_;
+  sqlite3_stmt* statement_;
+};
+
+JobStatus statusOf(const std::string& text) {
+  const auto status = parseJobStatus(text);
+  if (!status) throw StoreError("unknown status '" + text + "' in the store");
   return *status;
 }
 
-JobRecord jobFromRow(const RecordSet& rs, std::size_t row) {
+// A row of kSelectJobs.
+JobRecord jobFromRow(const Query& q) {
   JobRecord j;
-  j.job_id = rs.value(0, row).convert<std::string>();
-  j.batch_id = rs.value(1, row).convert<std::string>();
-  j.collector = rs.value(2, row).convert<std::string>();
-  j.job_name = rs.value(3, row).convert<std::string>();
-  j.status = statusOf(rs.value(4, row));
-  j.progress_percent = optInt(rs.value(5, row));
-  j.message = optString(rs.value(6, row));
-  j.error = optString(rs.value(7, row));
-  j.started_at = rs.value(8, row).convert<Poco::Int64>();
-  j.updated_at = rs.value(9, row).convert<Poco::Int64>();
-  j.ended_at = optMicros(rs.value(10, row));
-  j.attempt = rs.value(11, row).convert<int>();
-  j.pid = optInt(rs.value(12, row));
-  j.max_attempts = rs.value(13, row).convert<int>();
-  j.next_attempt_at = optMicros(rs.value(14, row));
+  j.job_id = q.text(0);
+  j.batch_id = q.text(1);
+  j.collector = q.text(2);
+  j.job_name = q.text(3);
+  j.status = statusOf(q.text(4));
+  j.progress_percent = q.optInt32(5);
+  j.message = q.optText(6);
+  j.error = q.optText(7);
+  j.started_at = q.int64(8);
+  j.updated_at = q.int64(9);
+  j.ended_at = q.optInt64(10);
+  j.attempt = q.int32(11);
+  j.pid = q.optInt32(12);
+  j.max_attempts = q.int32(13);
+  j.next_attempt_at = q.optInt64(14);
   return j;
 }
 
-BatchRecord batchFromRow(const RecordSet& rs, std::size_t row) {
+BatchRecord batchFromRow(const Query& q) {
   BatchRecord b;
-  b.batch_id = rs.value(0, row).convert<std::string>();
-  b.status = statusOf(rs.value(1, row));
-  b.priority = parsePriority(rs.value(2, row).convert<std::string>()).value_or(Priority::kNormal);
-  b.progress_percent = rs.value(3, row).convert<int>();
-  b.message = optString(rs.value(4, row));
-  b.error = optString(rs.value(5, row));
-  b.started_at = rs.value(6, row).convert<Poco::Int64>();
-  b.updated_at = rs.value(7, row).convert<Poco::Int64>();
-  b.ended_at = optMicros(rs.value(8, row));
-  b.estimated_completion = optMicros(rs.value(9, row));
+  b.batch_id = q.text(0);
+  b.status = statusOf(q.text(1));
+  b.priority = parsePriority(q.text(2)).value_or(Priority::kNormal);
+  b.progress_percent = q.int32(3);
+  b.message = q.optText(4);
+  b.error = q.optText(5);
+  b.started_at = q.int64(6);
+  b.updated_at = q.int64(7);
+  b.ended_at = q.optInt64(8);
+  b.estimated_completion = q.optInt64(9);
   return b;
+}
+
+std::vector<JobRecord> jobsOf(Query& q) {
+  std::vector<JobRecord> jobs;
+  while (q.next()) jobs.push_back(jobFromRow(q));
+  return jobs;
+}
+
+std::optional<JobRecord> firstJobOf(Query& q) {
+  if (!q.next()) return std::nullopt;
+  return jobFromRow(q);
 }
 
 Poco::Nullable<double> durationOf(Micros started_at, std::optional<Micros> ended_at) {
@@ -193,6 +331,22 @@ Session open(Poco::Data::SessionPool& pool) {
   return session;
 }
 
+// How a write transaction meets the disk. kSynced (synchronous = FULL): the commit is on disk
+// when it returns; for what the API acknowledges, a trigger's new batch. kOrdered (synchronous
+// = NORMAL, which in WAL mode syncs at checkpoints, not at each commit): a crash of collectord
+// loses nothing, a power loss may lose the last commits; for the stream of job-state updates,
+// where an fsync per job end would bound the spawn rate by the disk's sync latency.
+enum class Durability { kSynced, kOrdered };
+
+// A pooled session set up for a write; the setting is per connection, so every write sets it.
+Session openForWrite(Poco::Data::SessionPool& pool, Durability durability) {
+  Session session = open(pool);
+  session << (durability == Durability::kSynced ? "PRAGMA synchronous = FULL"
+                                                : "PRAGMA synchronous = NORMAL"),
+      now;
+  return session;
+}
+
 }  // namespace
 
 void SqliteJobStore::migrate() {
@@ -284,7 +438,7 @@ bool exists(Session& session, const char* table, const char* column, const std::
 
 bool SqliteJobStore::insertBatch(const BatchRecord& batch, const std::vector<JobRecord>& jobs) {
   return guarded("cannot insert the batch", [&] {
-    Session session = open(*pool_);
+    Session session = openForWrite(*pool_, Durability::kSynced);
     bool inserted = false;
     inTransaction(session, [&] {
       if (exists(session, "job_batches", "batch_id", batch.batch_id)) return;
@@ -305,7 +459,7 @@ void SqliteJobStore::save(const std::vector<JobRecord>& jobs,
                           const std::vector<BatchRecord>& batches,
                           const std::vector<std::pair<std::string, AttemptRecord>>& attempts) {
   guarded("cannot save job state", [&] {
-    Session session = open(*pool_);
+    Session session = openForWrite(*pool_, Durability::kOrdered);
     inTransaction(session, [&] {
       for (const BatchRecord& b : batches) upsertBatch(session, b);
       for (const JobRecord& j : jobs) updateJob(session, j, owner_);
@@ -314,95 +468,94 @@ void SqliteJobStore::save(const std::vector<JobRecord>& jobs,
   });
 }
 
+template <typename Fn>
+auto SqliteJobStore::withReader(const char* what, Fn&& fn) {
+  return guarded(what, [&] {
+    std::unique_ptr<SqliteReader> reader;
+    {
+      std::lock_guard lock(readers_mutex_);
+      if (!idle_readers_.empty()) {
+        reader = std::move(idle_readers_.back());
+        idle_readers_.pop_back();
+      }
+    }
+    if (!reader) reader = std::make_unique<SqliteReader>(path_);
+    auto result = fn(*reader);  // a reader that failed is dropped, not reused
+    std::lock_guard lock(readers_mutex_);
+    if (idle_readers_.size() < kMaxIdleReaders) idle_readers_.push_back(std::move(reader));
+    return result;
+  });
+}
+
 std::vector<AttemptRecord> SqliteJobStore::attemptsOf(const std::string& job_id) {
-  return guarded("cannot read the job's attempts", [&] {
-    Session session = open(*pool_);
-    Statement stmt(session);
-    stmt << "SELECT attempt, started_at, ended_at, error FROM job_attempts WHERE job_id = ? "
-            "ORDER BY attempt",
-        bind(job_id), now;
-    RecordSet rs(stmt);
+  return withReader("cannot read the job's attempts", [&](SqliteReader& reader) {
+    Query q(reader, kAttemptsOf);
+    q.bind(1, job_id);
     std::vector<AttemptRecord> attempts;
-    for (std::size_t row = 0; row < rs.rowCount(); ++row) {
-      attempts.push_back(AttemptRecord{rs.value(0, row).convert<int>(), optMicros(rs.value(1, row)),
-                                       rs.value(2, row).convert<Poco::Int64>(),
-                                       rs.value(3, row).convert<std::string>()});
+    while (q.next()) {
+      attempts.push_back(AttemptRecord{q.int32(0), q.optInt64(1), q.int64(2), q.text(3)});
     }
     return attempts;
   });
 }
 
 std::optional<BatchRecord> SqliteJobStore::findBatch(const std::string& batch_id) {
-  return guarded("cannot read the batch", [&]() -> std::optional<BatchRecord> {
-    Session session = open(*pool_);
-    Statement stmt(session);
-    stmt << "SELECT " << kBatchColumns << " FROM job_batches WHERE batch_id = ?", bind(batch_id),
-        now;
-    RecordSet rs(stmt);
-    if (rs.rowCount() == 0) return std::nullopt;
-    return batchFromRow(rs, 0);
+  return withReader("cannot read the batch", [&](SqliteReader& reader) {
+    Query q(reader, kFindBatch);
+    q.bind(1, batch_id);
+    return q.next() ? std::optional<BatchRecord>(batchFromRow(q)) : std::nullopt;
   });
-}
-
-std::vector<JobRecord> SqliteJobStore::queryJobs(const std::string& where_and_order,
-                                                 const std::string& arg, int limit) {
-  Session session = open(*pool_);
-  Statement stmt(session);
-  stmt << "SELECT " << kJobColumns << " FROM job_runs " << where_and_order;
-  if (!arg.empty()) stmt, bind(arg);
-  if (limit > 0) stmt, bind(limit);
-  stmt.execute();
-  RecordSet rs(stmt);
-  std::vector<JobRecord> jobs;
-  jobs.reserve(rs.rowCount());
-  for (std::size_t row = 0; row < rs.rowCount(); ++row) jobs.push_back(jobFromRow(rs, row));
-  return jobs;
 }
 
 std::vector<JobRecord> SqliteJobStore::jobsOfBatch(const std::string& batch_id) {
-  return guarded("cannot read the batch's jobs", [&] {
-    return queryJobs("WHERE batch_id = ? ORDER BY position", batch_id, 0);
+  return withReader("cannot read the batch's jobs", [&](SqliteReader& reader) {
+    Query q(reader, kJobsOfBatch);
+    q.bind(1, batch_id);
+    return jobsOf(q);
   });
 }
 
-std::optional<JobRecord> SqliteJobStore::firstJob(const std::string& where_and_order,
-                                                  const std::string& arg) {
-  auto jobs = queryJobs(where_and_order + " LIMIT ?", arg, 1);
-  if (jobs.empty()) return std::nullopt;
-  return std::move(jobs.front());
-}
-
 std::optional<JobRecord> SqliteJobStore::findJob(const std::string& job_id) {
-  return guarded("cannot read the job", [&] { return firstJob("WHERE job_id = ?", job_id); });
+  return withReader("cannot read the job", [&](SqliteReader& reader) {
+    Query q(reader, kFindJob);
+    q.bind(1, job_id);
+    return firstJobOf(q);
+  });
 }
 
 std::optional<JobRecord> SqliteJobStore::latestRun(const std::string& collector) {
-  return guarded("cannot read the latest run", [&] {
-    auto active = firstJob(
-        "WHERE collector = ? AND status IN ('queued', 'running') ORDER BY started_at DESC",
-        collector);
-    return active ? active : firstJob("WHERE collector = ? ORDER BY started_at DESC", collector);
+  return withReader("cannot read the latest run", [&](SqliteReader& reader) {
+    {
+      Query active(reader, kActiveRun);
+      active.bind(1, collector);
+      if (auto job = firstJobOf(active)) return job;
+    }
+    Query latest(reader, kLatestRun);
+    latest.bind(1, collector);
+    return firstJobOf(latest);
   });
 }
 
 std::optional<JobRecord> SqliteJobStore::lastFinishedRun(const std::string& collector) {
-  return guarded("cannot read the last finished run", [&] {
-    return firstJob(
-        "WHERE collector = ? AND status IN ('completed', 'failed', 'cancelled') "
-        "ORDER BY started_at DESC",
-        collector);
+  return withReader("cannot read the last finished run", [&](SqliteReader& reader) {
+    Query q(reader, kLastFinishedRun);
+    q.bind(1, collector);
+    return firstJobOf(q);
   });
 }
 
 std::vector<JobRecord> SqliteJobStore::history(int limit) {
-  return guarded("cannot read the history", [&] {
-    return queryJobs("ORDER BY started_at DESC, batch_id DESC, position LIMIT ?", "", limit);
+  return withReader("cannot read the history", [&](SqliteReader& reader) {
+    Query q(reader, kHistory);
+    q.bind(1, limit);
+    return jobsOf(q);
   });
 }
 
 std::vector<JobRecord> SqliteJobStore::activeJobs() {
-  return guarded("cannot read the active jobs", [&] {
-    return queryJobs("WHERE status IN ('queued', 'running') ORDER BY started_at, position", "", 0);
+  return withReader("cannot read the active jobs", [&](SqliteReader& reader) {
+    Query q(reader, kActiveJobs);
+    return jobsOf(q);
   });
 }
 
@@ -411,19 +564,16 @@ std::vector<JobRecord> SqliteJobStore::activeJobs() {
 namespace collectord {
 
 std::optional<Micros> SqliteJobStore::lastScheduledRun(const std::string& collector) {
-  return guarded("cannot read the schedule", [&]() -> std::optional<Micros> {
-    Session session = open(*pool_);
-    Poco::Nullable<Poco::Int64> last;
-    session << "SELECT MAX(last_fired_at) FROM schedules WHERE collector = ?", bind(collector),
-        into(last), now;
-    if (last.isNull()) return std::nullopt;
-    return last.value();
+  return withReader("cannot read the schedule", [&](SqliteReader& reader) {
+    Query q(reader, kLastScheduledRun);
+    q.bind(1, collector);
+    return q.next() ? q.optInt64(0) : std::nullopt;
   });
 }
 
 void SqliteJobStore::recordScheduledRun(const std::string& collector, Micros at) {
   guarded("cannot record the schedule", [&] {
-    Session session = open(*pool_);
+    Session session = openForWrite(*pool_, Durability::kSynced);
     session << "INSERT INTO schedules (collector, last_fired_at) VALUES (?, ?) "
                "ON CONFLICT (collector) DO UPDATE SET last_fired_at = excluded.last_fired_at",
         bind(collector), bind(at), now;
@@ -431,10 +581,9 @@ void SqliteJobStore::recordScheduledRun(const std::string& collector, Micros at)
 }
 
 void SqliteJobStore::ping() {
-  guarded("the store does not answer", [&] {
-    Session session = open(*pool_);
-    int one = 0;
-    session << "SELECT 1", into(one), now;
+  withReader("the store does not answer", [&](SqliteReader& reader) {
+    Query q(reader, kPing);
+    return q.next();
   });
 }
 

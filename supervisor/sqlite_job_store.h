@@ -1,7 +1,9 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "job_store.h"
 #include "unique_fd.h"
@@ -12,8 +14,11 @@ class SessionPool;
 
 namespace collectord {
 
-// JobStore on a SQLite file through Poco::Data, in WAL mode so readers (HTTP threads) never
-// wait for the writer (the supervisor thread).
+class SqliteReader;
+
+// JobStore on a SQLite file, in WAL mode so readers (HTTP threads) never wait for the writer
+// (the supervisor thread). Writes and migrations go through Poco::Data; reads, the path of every
+// status request, through SQLite's own API on kept connections with statements prepared once.
 class SqliteJobStore final : public JobStore {
  public:
   // Opens or creates the database at `path` and applies pending migrations. `owner` names
@@ -43,15 +48,21 @@ class SqliteJobStore final : public JobStore {
   int schemaVersion();
 
  private:
+  // Readers kept for reuse; more than this many idle at once are closed.
+  static constexpr std::size_t kMaxIdleReaders = 64;
+
   void migrate();
-  std::vector<JobRecord> queryJobs(const std::string& where_and_order, const std::string& arg,
-                                   int limit);
-  std::optional<JobRecord> firstJob(const std::string& where_and_order, const std::string& arg);
+  // Runs `fn(SqliteReader&)` on an idle reader (a new one if none is idle), then keeps the
+  // reader for the next call; failures become StoreError("what: ...").
+  template <typename Fn>
+  auto withReader(const char* what, Fn&& fn);
 
   std::string path_;
   std::string owner_;
   UniqueFd lock_;
   std::unique_ptr<Poco::Data::SessionPool> pool_;
+  std::mutex readers_mutex_;
+  std::vector<std::unique_ptr<SqliteReader>> idle_readers_;  // guarded by readers_mutex_
 };
 
 }  // namespace collectord
