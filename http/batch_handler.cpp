@@ -11,7 +11,7 @@ void addBatchRoutes(Router& router, ApiContext& context) {
     const auto batch = context.store().findBatch(id);
     if (!batch) return errorResponse(404, "Batch not found");
     const auto jobs = context.store().jobsOfBatch(id);
-    return Response{200, toJson(batchView(*batch, jobs)), "application/json", {}};
+    return Response{200, batchJson(*batch, jobs), "application/json", {}};
   });
 }
 

@@ -36,7 +36,7 @@ Response cancelBatch(ApiContext& context, const Request& request) {
                                   "; there is nothing to cancel");
   }
   const int status = outcome == CancelOutcome::kCancelled ? 200 : 202;
-  return Response{status, toJson(batchView(*batch, context.store().jobsOfBatch(id))),
+  return Response{status, batchJson(*batch, context.store().jobsOfBatch(id)),
                   "application/json", {}};
 }
 

@@ -3,6 +3,7 @@
 #include <Poco/Dynamic/Var.h>
 #include <Poco/JSON/Array.h>
 
+#include <charconv>
 #include <sstream>
 
 #include "time_format.h"
@@ -34,7 +35,131 @@ void setRunFields(Poco::JSON::Object& o, const JobRecord& job) {
   o.set("duration_seconds", orNull(durationSeconds(job.started_at, job.ended_at)));
 }
 
+// Appends `text` as a JSON string, escaped as Poco's stringifier does (so both renderings give
+// the same bytes): quote, backslash and control characters; UTF-8 and '/' as they are.
+void appendString(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  out += '"';
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += kHex[c >> 4];
+          out += kHex[c & 0xF];
+        } else {
+          out += ch;
+        }
+    }
+  }
+  out += '"';
+}
+
+// One JSON object written straight into a string, fields in call order.
+class ObjectWriter {
+ public:
+  explicit ObjectWriter(std::string& out) : out_(out) { out_ += '{'; }
+  void close() { out_ += '}'; }
+
+  // Writes the key; the caller writes the value.
+  std::string& key(std::string_view name) {
+    if (!first_) out_ += ',';
+    first_ = false;
+    appendString(out_, name);
+    out_ += ':';
+    return out_;
+  }
+  ObjectWriter& string(std::string_view name, std::string_view value) {
+    appendString(key(name), value);
+    return *this;
+  }
+  ObjectWriter& string(std::string_view name, const std::string& value) {
+    return string(name, std::string_view(value));
+  }
+  ObjectWriter& string(std::string_view name, const std::optional<std::string>& value) {
+    return value ? string(name, *value) : null(name);
+  }
+  ObjectWriter& null(std::string_view name) {
+    key(name) += "null";
+    return *this;
+  }
+  ObjectWriter& number(std::string_view name, int value) {
+    char digits[16];
+    const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+    key(name).append(digits, end);
+    return *this;
+  }
+  ObjectWriter& number(std::string_view name, const std::optional<int>& value) {
+    return value ? number(name, *value) : null(name);
+  }
+  // The shortest fixed notation that reads back as the same double, as Poco writes doubles.
+  ObjectWriter& number(std::string_view name, const std::optional<double>& value) {
+    if (!value) return null(name);
+    char digits[400];
+    const auto end =
+        std::to_chars(digits, digits + sizeof digits, *value, std::chars_format::fixed).ptr;
+    key(name).append(digits, end);
+    return *this;
+  }
+  ObjectWriter& timestamp(std::string_view name, const std::optional<Micros>& t) {
+    return t ? string(name, formatTimestamp(*t)) : null(name);
+  }
+
+ private:
+  std::string& out_;
+  bool first_ = true;
+};
+
 }  // namespace
+
+std::string batchJson(const BatchRecord& batch, const std::vector<JobRecord>& jobs) {
+  std::string out;
+  out.reserve(512 + 320 * jobs.size());
+  ObjectWriter o(out);
+  o.string("batch_id", batch.batch_id)
+      .string("status", toString(batch.status))
+      .number("progress_percent", batch.progress_percent);
+  if (batch.estimated_completion) {
+    o.string("estimated_completion", formatTimestampSeconds(*batch.estimated_completion));
+  } else {
+    o.null("estimated_completion");
+  }
+  o.timestamp("started_at", batch.started_at)
+      .timestamp("updated_at", batch.updated_at)
+      .timestamp("ended_at", batch.ended_at)
+      .string("message", batch.message)
+      .string("error", batch.error);
+  o.key("collectors") += '[';
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const JobRecord& job = jobs[i];
+    if (i > 0) out += ',';
+    ObjectWriter j(out);
+    j.string("job_name", job.job_name)
+        .string("job_id", job.job_id)
+        .string("status", toString(job.status))
+        .timestamp("started_at", job.started_at)
+        .timestamp("updated_at", job.updated_at)
+        .timestamp("ended_at", job.ended_at)
+        .number("progress_percent", job.progress_percent)
+        .string("message", job.message)
+        .string("error", job.error)
+        .number("duration_seconds", durationSeconds(job.started_at, job.ended_at));
+    j.close();
+  }
+  out += ']';
+  o.number("duration_seconds", durationSeconds(batch.started_at, batch.ended_at))
+      .string("priority", toString(batch.priority));
+  o.close();
+  return out;
+}
 
 Poco::JSON::Object::Ptr orderedObject() {
   return new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);

@@ -16,6 +16,9 @@ namespace collectord::http {
 Poco::JSON::Object::Ptr triggeredJobView(const JobRecord& job);
 // GET /api/collectors/runs/batch/{id}.
 Poco::JSON::Object::Ptr batchView(const BatchRecord& batch, const std::vector<JobRecord>& jobs);
+// The same bytes as toJson(batchView(batch, jobs)), written directly without building the tree:
+// the batch status is the largest response dashboards poll, and the tree cost most of its time.
+std::string batchJson(const BatchRecord& batch, const std::vector<JobRecord>& jobs);
 // GET /api/collectors/runs/job/{id}, and each of latest's "latest_runs".
 Poco::JSON::Object::Ptr jobStatusView(const JobRecord& job, const std::optional<BatchRecord>& batch);
 // A job's earlier, retried attempts: GET /api/collectors/runs/job/{id}'s "previous_attempts".

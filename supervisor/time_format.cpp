@@ -25,22 +25,53 @@ void split(Micros t, time_t& seconds, long& micros) {
   }
 }
 
-// "YYYY-MM-DDTHH:MM:SS" then ".ffffffZ" or "Z".
+// Writes `value` as exactly `width` digits (zero-padded) at `out`; returns the end.
+char* digits(char* out, long long value, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    out[i] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+  return out + width;
+}
+
+// "YYYY-MM-DDTHH:MM:SS" then ".ffffffZ" or "Z". Written digit by digit rather than with
+// snprintf: a batch status renders three of these per job.
 std::string format(Micros t, bool with_micros) {
   time_t seconds;
   long micros;
   split(t, seconds, micros);
   struct tm tm {};
   gmtime_r(&seconds, &tm);
-  char buf[96];
-  const int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  if (with_micros) {
-    std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), ".%06ldZ", micros);
-  } else {
-    std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), "Z");
+  const long long year = tm.tm_year + 1900LL;
+  if (year < 0 || year > 9999) {  // outside what four digits hold: never for a real run
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%04lld-%02d-%02dT%02d:%02d:%02d%s", year, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, with_micros ? "" : "Z");
+    std::string text = buf;
+    if (with_micros) {
+      std::snprintf(buf, sizeof buf, ".%06ldZ", micros);
+      text += buf;
+    }
+    return text;
   }
-  return buf;
+  char buf[32];
+  char* p = digits(buf, year, 4);
+  *p++ = '-';
+  p = digits(p, tm.tm_mon + 1, 2);
+  *p++ = '-';
+  p = digits(p, tm.tm_mday, 2);
+  *p++ = 'T';
+  p = digits(p, tm.tm_hour, 2);
+  *p++ = ':';
+  p = digits(p, tm.tm_min, 2);
+  *p++ = ':';
+  p = digits(p, tm.tm_sec, 2);
+  if (with_micros) {
+    *p++ = '.';
+    p = digits(p, micros, 6);
+  }
+  *p++ = 'Z';
+  return std::string(buf, p);
 }
 
 }  // namespace

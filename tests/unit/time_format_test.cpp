@@ -17,6 +17,13 @@ TEST(Timestamps, FormatInUtcWithMicroseconds) {
   EXPECT_EQ(formatTimestamp(kSeedTime - 552780 + 1), "2025-10-06T15:16:10.000001Z");
 }
 
+TEST(Timestamps, EveryFieldIsZeroPadded) {
+  // 2001-02-03T04:05:06.000007Z
+  EXPECT_EQ(formatTimestamp(981173106000007), "2001-02-03T04:05:06.000007Z");
+  EXPECT_EQ(formatTimestampSeconds(981173106000007), "2001-02-03T04:05:06Z");
+  EXPECT_EQ(formatTimestamp(-1), "1969-12-31T23:59:59.999999Z");
+}
+
 TEST(Timestamps, EstimatesAreFormattedToTheSecond) {
   EXPECT_EQ(formatTimestampSeconds(kSeedTime), "2025-10-06T15:16:10Z");
 }
