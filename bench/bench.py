@@ -566,22 +566,25 @@ def scenario_spawn(ctx):
     width = len(str(n - 1))
     names = [f"t{i:0{width}d}" for i in range(n)]
     daemon = ctx.daemon(true_collectors("t", n, width), max_concurrent=4, name="spawn").start()
+    runs, raws = [], []
     try:
-        started = time.monotonic()
-        batch_id = daemon.trigger(names)["batch_id"]
-        statuses = daemon.wait_batch(batch_id, n, 600, interval=0.002)
-        seconds = time.monotonic() - started
-        if statuses.get("completed") != n:
-            raise ScenarioError(f"not every job completed: {statuses}")
+        for _ in range(ctx.rounds):  # alternated with the baseline, best of each
+            started = time.monotonic()
+            batch_id = daemon.trigger(names)["batch_id"]
+            statuses = daemon.wait_batch(batch_id, n, 600, interval=0.002)
+            runs.append(time.monotonic() - started)
+            if statuses.get("completed") != n:
+                raise ScenarioError(f"not every job completed: {statuses}")
+            out = subprocess.run([str(ctx.bindir / "spawn_baseline"), str(n), "4", "/bin/true"],
+                                 capture_output=True, text=True, check=True)
+            raws.append(float(re.search(r"runs_per_second=([\d.]+)", out.stdout).group(1)))
     finally:
         daemon.stop()
-    out = subprocess.run([str(ctx.bindir / "spawn_baseline"), str(n), "4", "/bin/true"],
-                         capture_output=True, text=True, check=True)
-    raw = float(re.search(r"runs_per_second=([\d.]+)", out.stdout).group(1))
+    seconds, raw = min(runs), max(raws)
     ours = n / seconds
     ctx.notes["spawn"] = (f"{n} jobs in {seconds:.2f} s (trigger to the last terminal row, the "
-                          f"store polled every 2 ms); the baseline ran {n} × /bin/true in "
-                          f"{n / raw:.2f} s.")
+                          f"store polled every 2 ms; best of {ctx.rounds}); the baseline ran {n} × "
+                          f"/bin/true in {n / raw:.2f} s (best of {ctx.rounds}).")
     return [Row("spawn", f"jobs/s, batch of {n} × /bin/true, max_concurrent = 4",
                 fmt_rate(ours), f"posix_spawn + waitpid {fmt_rate(raw)}", f"{ours / raw:.0%}",
                 "≥ 50 % of the raw rate", ours >= 0.5 * raw)]
@@ -595,27 +598,35 @@ def scenario_progress(ctx):
                         name="progress").start()
     try:
         daemon.metrics()  # warm the HTTP path and the store's session before the baseline
-        before = daemon.metrics()
         rss_before = rss_kb(daemon.pid)
         peak_reset = reset_peak_rss(daemon.pid)
-        started = time.monotonic()
-        batch_id = daemon.trigger(["writer"])["batch_id"]
-        statuses = daemon.wait_batch(batch_id, 1, 600, interval=0.002)
-        seconds = time.monotonic() - started
-        if statuses.get("completed") != 1:
-            raise ScenarioError(f"the writer did not complete: {statuses}")
-        after = daemon.metrics()
+        best = None
+        for _ in range(ctx.rounds + 1):  # best of a few: one run lasts well under a second
+            before = daemon.metrics()
+            started = time.monotonic()
+            batch_id = daemon.trigger(["writer"])["batch_id"]
+            statuses = daemon.wait_batch(batch_id, 1, 600, interval=0.002)
+            run_seconds = time.monotonic() - started
+            if statuses.get("completed") != 1:
+                raise ScenarioError(f"the writer did not complete: {statuses}")
+            after = daemon.metrics()
+            lines = (after["collectord_progress_lines_total"]
+                     - before["collectord_progress_lines_total"])
+            dropped = (after["collectord_progress_lines_dropped_total"]
+                       - before["collectord_progress_lines_dropped_total"])
+            if lines != n or dropped:
+                raise ScenarioError(f"collectord read {lines:.0f} lines ({dropped:.0f} dropped), "
+                                    f"not {n}")
+            run_writes = None
+            if "collectord_store_writes_total" in after:
+                run_writes = (after["collectord_store_writes_total"]
+                              - before["collectord_store_writes_total"])
+            if best is None or run_seconds < best[0]:
+                best = (run_seconds, run_writes)
         rss_peak = peak_rss_kb(daemon.pid) if peak_reset else rss_kb(daemon.pid)
     finally:
         daemon.stop()
-    lines = after["collectord_progress_lines_total"] - before["collectord_progress_lines_total"]
-    dropped = (after["collectord_progress_lines_dropped_total"]
-               - before["collectord_progress_lines_dropped_total"])
-    if lines != n or dropped:
-        raise ScenarioError(f"collectord read {lines:.0f} lines ({dropped:.0f} dropped), not {n}")
-    writes = None
-    if "collectord_store_writes_total" in after:
-        writes = after["collectord_store_writes_total"] - before["collectord_store_writes_total"]
+    seconds, writes = best
     # Baseline: the same writer into cat, timed the same way (from a shell that starts both).
     base = []
     for _ in range(3):
@@ -633,10 +644,10 @@ def scenario_progress(ctx):
     write_bound = seconds / 0.1 + 5
     ctx.notes["progress"] = (
         f"{n:,} lines ({n * 55 / 1e6:.0f} MB) read in {seconds:.2f} s, trigger to completed in "
-        f"the store; `writer | cat > /dev/null` took {base_seconds:.3f} s (best of 3); a Python "
+        f"the store (best of {ctx.rounds + 1}); `writer | cat > /dev/null` took {base_seconds:.3f} s (best of 3); a Python "
         f"`json.loads` loop over the same lines took {py_seconds:.2f} s "
         f"({n / py_seconds / raw:.0%} of the raw rate). RSS {rss_before / 1024:.1f} MB before, "
-        f"peak {rss_peak / 1024:.1f} MB during the run"
+        f"peak {rss_peak / 1024:.1f} MB during the runs"
         + ("" if peak_reset else " (peak not resettable here: RSS after the run)") + ".")
     rows = [Row("progress ingestion", f"lines/s, {n:,} lines", fmt_rate(ours),
                 f"writer | cat {fmt_rate(raw)}", f"{ours / raw:.0%}", "≥ 33 % of the line rate",
@@ -1026,13 +1037,19 @@ def main():
             idle = IdleWatch(ctx)
         except Exception as e:
             errors.append(("idle", str(e)))
-    for name, fn in scenarios:
-        if not only or name in only:
-            attempt(name, lambda fn=fn: fn(ctx))
-    if not only or "micro" in only:
-        attempt("rate limiter micro-benchmark", lambda: (run_micro(ctx), [])[1])
-    if idle:
-        attempt("idle", idle.finish)
+    try:
+        for name, fn in scenarios:
+            if not only or name in only:
+                attempt(name, lambda fn=fn: fn(ctx))
+        if not only or "micro" in only:
+            attempt("rate limiter micro-benchmark", lambda: (run_micro(ctx), [])[1])
+        if idle:
+            attempt("idle", idle.finish)
+    except KeyboardInterrupt:
+        for d in ctx.daemons:
+            if d.process and d.process.poll() is None:
+                d.process.kill()
+        raise
     if not only or "cluster" in only:
         rows.append(Row("cluster", "jobs/s with 1, 2, 3 nodes", "—", "—", "—",
                         "grows with nodes until the database saturates", None,
