@@ -59,6 +59,16 @@ std::string hexPrefix(const std::string& raw, std::size_t bytes) {
   return out;
 }
 
+// A NumericDate claim (RFC 7519, section 2): a JSON number of seconds since 1970. Nullopt when
+// absent or of another kind; Poco's own getters would turn "4102444800" (a string) into a date
+// and a number beyond 64 bits into an undefined conversion.
+std::optional<double> numericDate(const Poco::JSON::Object& claims, const std::string& name) {
+  if (!claims.has(name)) return std::nullopt;
+  const Poco::Dynamic::Var value = claims.get(name);
+  if (!value.isNumeric() || value.isBoolean()) return std::nullopt;  // Poco counts bool as numeric
+  return value.convert<double>();
+}
+
 Authenticator::Result refused(std::string reason) {
   Authenticator::Result r;
   r.presented = true;
@@ -220,39 +230,53 @@ Authenticator::Result Authenticator::checkBearer(const std::string& jwt, std::in
   } catch (const Poco::Exception&) {
     return refused("malformed bearer token");
   }
-  const Poco::JSON::Object& claims = token.payload();
-  const std::int64_t leeway = impl_->settings.leeway_seconds;
-  if (!claims.has("exp")) return refused("token has no expiry (exp)");
-  if (token.getExpiration().epochTime() + leeway < now) return refused("token has expired");
-  if (claims.has("nbf") && token.getNotBefore().epochTime() - leeway > now) {
-    return refused("token is not valid yet (nbf)");
-  }
-  if (!impl_->settings.jwt_issuer.empty() && token.getIssuer() != impl_->settings.jwt_issuer) {
-    return refused("token issuer is not accepted");
-  }
-  if (!impl_->settings.jwt_audience.empty()) {
-    bool ok = false;
-    for (const std::string& aud : token.getAudience()) ok = ok || aud == impl_->settings.jwt_audience;
-    if (!ok) return refused("token audience is not accepted");
-  }
-  unsigned scopes = 0;
-  if (claims.has("scope")) {
-    const Poco::Dynamic::Var scope = claims.get("scope");
-    std::vector<std::string> names;
-    if (scope.isString()) {
-      std::istringstream words(scope.extract<std::string>());
-      std::string w;
-      while (words >> w) names.push_back(w);
-    } else if (auto list = claims.getArray("scope")) {
-      for (std::size_t i = 0; i < list->size(); ++i) names.push_back(list->getElement<std::string>(static_cast<unsigned>(i)));
+  // The claims are read inside a try: Poco converts them on access and throws for a value of
+  // the wrong kind (a null audience, a null in a scope list), which must be a refusal, not a 500.
+  try {
+    const Poco::JSON::Object& claims = token.payload();
+    const double leeway = impl_->settings.leeway_seconds;
+    if (!claims.has("exp")) return refused("token has no expiry (exp)");
+    const auto exp = numericDate(claims, "exp");
+    if (!exp) return refused("token expiry (exp) is not a number");
+    if (*exp + leeway < static_cast<double>(now)) return refused("token has expired");
+    if (claims.has("nbf")) {
+      const auto nbf = numericDate(claims, "nbf");
+      if (!nbf) return refused("token start (nbf) is not a number");
+      if (*nbf - leeway > static_cast<double>(now)) return refused("token is not valid yet (nbf)");
     }
-    for (const std::string& n : names) scopes |= parseScope(n);
+    if (!impl_->settings.jwt_issuer.empty() && token.getIssuer() != impl_->settings.jwt_issuer) {
+      return refused("token issuer is not accepted");
+    }
+    if (!impl_->settings.jwt_audience.empty()) {
+      bool ok = false;
+      for (const std::string& aud : token.getAudience()) {
+        ok = ok || aud == impl_->settings.jwt_audience;
+      }
+      if (!ok) return refused("token audience is not accepted");
+    }
+    unsigned scopes = 0;
+    if (claims.has("scope")) {
+      const Poco::Dynamic::Var scope = claims.get("scope");
+      std::vector<std::string> names;
+      if (scope.isString()) {
+        std::istringstream words(scope.extract<std::string>());
+        std::string w;
+        while (words >> w) names.push_back(w);
+      } else if (auto list = claims.getArray("scope")) {
+        for (std::size_t i = 0; i < list->size(); ++i) {
+          names.push_back(list->getElement<std::string>(static_cast<unsigned>(i)));
+        }
+      }
+      for (const std::string& n : names) scopes |= parseScope(n);
+    }
+    Result r;
+    r.presented = true;
+    const std::string subject = token.getSubject();
+    r.identity = Identity{"jwt:" + (subject.empty() ? std::string("anonymous") : subject), scopes};
+    return r;
+  } catch (const Poco::Exception&) {
+    return refused("token claims are malformed");
   }
-  Result r;
-  r.presented = true;
-  const std::string subject = token.getSubject();
-  r.identity = Identity{"jwt:" + (subject.empty() ? std::string("anonymous") : subject), scopes};
-  return r;
 }
 
 }  // namespace collectord::http

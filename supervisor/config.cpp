@@ -13,6 +13,7 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -125,6 +126,7 @@ std::string stripComments(std::istream& in) {
 // Reads one INI file and checks its keys against what the caller asks for.
 class IniReader {
  public:
+  // Reads the file at `path`.
   IniReader(std::string path, std::vector<ConfigProblem>& problems)
       : path_(std::move(path)), problems_(problems) {
     std::ifstream in(path_);
@@ -132,12 +134,14 @@ class IniReader {
       problem("", "cannot read the file");
       return;
     }
-    std::istringstream text(stripComments(in));
-    try {
-      ini_ = new Poco::Util::IniFileConfiguration(text);
-    } catch (const Poco::Exception& e) {
-      problem("", "cannot parse the file: " + e.displayText());
-    }
+    parse(in);
+  }
+
+  // Parses `text` as if it had been read from the file at `path`.
+  IniReader(std::string path, std::string_view text, std::vector<ConfigProblem>& problems)
+      : path_(std::move(path)), problems_(problems) {
+    std::istringstream in{std::string(text)};
+    parse(in);
   }
 
   bool ok() const { return !ini_.isNull(); }
@@ -209,6 +213,11 @@ class IniReader {
       problem(key, "invalid size '" + *value + "' (use e.g. 512M, 2G, 1048576)");
       return std::nullopt;
     }
+    // 12 digits with a T suffix would wrap past 2^64 (16777216T wraps to 0 exactly).
+    if (n > (std::numeric_limits<std::uint64_t>::max() >> shift->second)) {
+      problem(key, "size '" + *value + "' is too large (at most 16777215T)");
+      return std::nullopt;
+    }
     return n << shift->second;
   }
 
@@ -227,16 +236,33 @@ class IniReader {
     return normal;
   }
 
-  // Keys of `section` with the given prefix ("env." for env.NAME), in file order.
+  // Keys of `section` with the given prefix ("env." for env.NAME) and their values. A dotted
+  // name (env.A.B) comes back whole ("A.B"): Poco files it as a child of "A", which may have no
+  // value of its own, so reading "A" would throw. Walked with an explicit stack, as a line of
+  // many dots would otherwise recurse as deep.
   std::vector<std::pair<std::string, std::string>> prefixed(const std::string& section,
                                                             const std::string& prefix) {
     std::vector<std::pair<std::string, std::string>> out;
     if (!ini_) return out;
     const std::string root = section + "." + prefix.substr(0, prefix.size() - 1);
-    Poco::Util::AbstractConfiguration::Keys names;
-    ini_->keys(root, names);
-    for (const std::string& name : names) {
-      out.emplace_back(name, Poco::trim(ini_->getRawString(root + "." + name)));
+    // Full keys still to list; "env." has a child named "", so no name can mark the root.
+    std::vector<std::string> pending;
+    Poco::Util::AbstractConfiguration::Keys children;
+    ini_->keys(root, children);
+    for (auto it = children.rbegin(); it != children.rend(); ++it) {
+      pending.push_back(root + "." + *it);
+    }
+    while (!pending.empty()) {
+      const std::string full = std::move(pending.back());
+      pending.pop_back();
+      if (ini_->hasProperty(full)) {
+        out.emplace_back(full.substr(root.size() + 1), Poco::trim(ini_->getRawString(full)));
+      }
+      children.clear();
+      ini_->keys(full, children);
+      for (auto it = children.rbegin(); it != children.rend(); ++it) {
+        pending.push_back(full + "." + *it);
+      }
     }
     return out;
   }
@@ -262,7 +288,14 @@ class IniReader {
       for (const std::string& key : keys) {
         const std::string full = Poco::toLower(section) + "." + Poco::toLower(key);
         if (open_prefixes.count(full)) continue;
-        if (!it->second.count(Poco::toLower(key))) problem(section + "." + key, "unknown key");
+        if (!it->second.count(Poco::toLower(key))) {
+          problem(section + "." + key, "unknown key");
+          continue;
+        }
+        // "command.x = 1" files x under a known key; reading the key would not see it.
+        Poco::Util::AbstractConfiguration::Keys nested;
+        ini_->keys(section + "." + key, nested);
+        if (!nested.empty()) problem(section + "." + key + "." + nested.front(), "unknown key");
       }
     }
   }
@@ -272,6 +305,15 @@ class IniReader {
   }
 
  private:
+  void parse(std::istream& in) {
+    std::istringstream text(stripComments(in));
+    try {
+      ini_ = new Poco::Util::IniFileConfiguration(text);
+    } catch (const Poco::Exception& e) {
+      problem("", "cannot parse the file: " + e.displayText());
+    }
+  }
+
   std::string path_;
   std::vector<ConfigProblem>& problems_;
   Poco::AutoPtr<Poco::Util::IniFileConfiguration> ini_;
@@ -326,12 +368,10 @@ void requireFile(IniReader& reader, const std::string& key, const std::string& p
   }
 }
 
-CollectorConfig loadCollector(const std::string& path, const std::string& name,
-                              std::vector<ConfigProblem>& problems) {
-  IniReader r(path, problems);
+CollectorConfig readCollector(IniReader& r, const std::string& name) {
   CollectorConfig c;
   c.name = name;
-  c.source_file = path;
+  c.source_file = r.path();
   if (!r.ok()) return c;
   r.rejectUnknown({{"collector",
                     {"job_name", "type", "command", "args", "plugin", "working_directory",
@@ -450,16 +490,13 @@ CollectorConfig loadCollector(const std::string& path, const std::string& name,
   return c;
 }
 
-}  // namespace
-
-ConfigResult loadConfig(const std::string& path) {
-  ConfigResult result;
+// Fills `result` from the main file in `r`, whose problems go to result.problems.
+void readConfig(IniReader& r, ConfigResult& result) {
   auto& problems = result.problems;
   Config config;
   std::error_code ec;
-  config.file = fs::absolute(path, ec).lexically_normal().string();
-  IniReader r(config.file, problems);
-  if (!r.ok()) return result;
+  config.file = r.path();
+  if (!r.ok()) return;
 
   r.rejectUnknown({{"http", {"address", "port", "threads", "max_body_bytes", "timeout",
                              "tls_cert_file", "tls_key_file"}},
@@ -573,13 +610,35 @@ ConfigResult loadConfig(const std::string& path) {
                                 "starting with a letter or digit)"});
         continue;
       }
-      config.collectors.push_back(
-          loadCollector(file.string(), name, problems));
+      IniReader collector(file.string(), problems);
+      config.collectors.push_back(readCollector(collector, name));
     }
   }
 
   if (problems.empty()) result.config = std::move(config);
+}
+
+}  // namespace
+
+ConfigResult loadConfig(const std::string& path) {
+  ConfigResult result;
+  std::error_code ec;
+  IniReader r(fs::absolute(path, ec).lexically_normal().string(), result.problems);
+  readConfig(r, result);
   return result;
+}
+
+ConfigResult parseConfig(std::string_view text, const std::string& path) {
+  ConfigResult result;
+  IniReader r(path, text, result.problems);
+  readConfig(r, result);
+  return result;
+}
+
+CollectorConfig parseCollectorConfig(std::string_view text, const std::string& path,
+                                     std::vector<ConfigProblem>& problems) {
+  IniReader r(path, text, problems);
+  return readCollector(r, fs::path(path).stem().string());
 }
 
 }  // namespace collectord

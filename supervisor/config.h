@@ -118,6 +118,17 @@ struct ConfigResult {
 // Never throws: unreadable files and invalid values are problems in the result.
 ConfigResult loadConfig(const std::string& path);
 
+// loadConfig for a main file whose text is given: `path` stands for the file's absolute path
+// (relative paths resolve against its folder); collector files are still read from the
+// collectors directory the text names. Never throws.
+ConfigResult parseConfig(std::string_view text, const std::string& path);
+
+// Parses the text of one collector file as if it were read from `path` (collectors.d/NAME.ini;
+// NAME is the collector's name). Appends any problems to `problems`; the result is complete only
+// when none were added. Never throws.
+CollectorConfig parseCollectorConfig(std::string_view text, const std::string& path,
+                                     std::vector<ConfigProblem>& problems);
+
 // Splits a command line into words the way a POSIX shell would for quoting: '...', "..." and
 // backslash escapes; no expansion. Nullopt (with `error` set) for an unterminated quote.
 std::optional<std::vector<std::string>> splitShellWords(std::string_view text, std::string& error);

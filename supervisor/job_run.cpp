@@ -43,7 +43,9 @@ bool Supervisor::Impl::environmentFor(const Job& job, std::vector<std::string>& 
   env = baseEnvironment(job);
   for (const auto& [name, value] : job.collector->env) {
     // env.PATH, env.HOME... replace the inherited value rather than adding a second one.
-    std::erase_if(env, [&name](const std::string& e) { return e.rfind(name + "=", 0) == 0; });
+    // (A named prefix, not the binding: clang before 16 cannot capture structured bindings.)
+    const std::string prefix = name + "=";
+    std::erase_if(env, [&prefix](const std::string& e) { return e.rfind(prefix, 0) == 0; });
     if (value.rfind("@file:", 0) != 0) {
       env.push_back(name + "=" + value);
       continue;
