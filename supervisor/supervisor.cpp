@@ -146,6 +146,7 @@ BatchRecord Supervisor::Impl::insertNewBatch(const std::vector<std::string>& nam
     for (const JobRecord& j : records) views.push_back(&j);
     rollUpBatch(batch, views);
     if (!store.insertBatch(batch, records)) continue;
+    saved(records, {batch});
 
     Batch& active = batches[batch.batch_id];
     active.record = batch;
@@ -352,6 +353,7 @@ bool Supervisor::Impl::flush() {
   }
   ++metrics.store_writes;
   setStoreFault("");
+  saved(std::move(job_rows), std::move(batch_rows));
   for (const std::string& id : dirty_jobs) {
     if (Job* job = findJob(id)) {
       job->unsaved_attempts.clear();
@@ -363,6 +365,12 @@ bool Supervisor::Impl::flush() {
   dirty_batches.clear();
   updateGauges();
   return true;
+}
+
+void Supervisor::Impl::saved(std::vector<JobRecord> jobs, std::vector<BatchRecord> batches) {
+  if (options.on_saved.empty()) return;
+  const StateChange change{std::move(jobs), std::move(batches)};
+  for (const auto& observer : options.on_saved) observer(change);
 }
 
 void Supervisor::Impl::rollUp(Batch& batch) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -58,9 +59,20 @@ struct CollectorState {
   std::optional<Micros> next_scheduled_at;   // when its schedule fires next, if it has one
 };
 
+// One write of job state, as it now stands in the store: a new batch with its jobs, or the jobs
+// and batches a coalesced write changed.
+struct StateChange {
+  std::vector<JobRecord> jobs;
+  std::vector<BatchRecord> batches;
+};
+
 struct SupervisorOptions {
   // Progress updates are written to the store at most this often per burst.
   std::chrono::milliseconds flush_interval{100};
+  // Called on the supervision thread after each write of job state has reached the store, in
+  // the order written (never for a write that failed: it is retried and reported then). Must
+  // not block; hand the change to another thread. Registered by main (event streams, webhooks).
+  std::vector<std::function<void(const StateChange&)>> on_saved;
 };
 
 // Runs collectors and owns every active job's state on one thread of its own. Other threads

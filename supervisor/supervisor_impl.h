@@ -99,6 +99,8 @@ struct Supervisor::Impl {
   mutable std::mutex fault_mutex;
   std::string store_fault;  // guarded by fault_mutex; see Supervisor::storeFault
   void setStoreFault(std::string fault);
+  // Tells SupervisorOptions::on_saved about a write that reached the store.
+  void saved(std::vector<JobRecord> jobs, std::vector<BatchRecord> batches);
 
   mutable std::mutex config_mutex;
   std::shared_ptr<const Config> current_config;  // guarded by config_mutex; replaced on reload
