@@ -156,7 +156,10 @@ def machine_info(build_dir):
         m = re.search(r"^CMAKE_CXX_COMPILER:\w+=(.+)$", cache.read_text(), re.M)
         if m:
             compiler = first_line([m.group(1), "--version"])
+    commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                            capture_output=True, text=True).stdout.strip() or "unknown"
     return {
+        "collectord commit": commit,
         "CPU": cpu,
         "cores": str(os.cpu_count()),
         "kernel": platform.release(),
@@ -650,7 +653,7 @@ def scenario_progress(ctx):
         f"peak {rss_peak / 1024:.1f} MB during the runs"
         + ("" if peak_reset else " (peak not resettable here: RSS after the run)") + ".")
     rows = [Row("progress ingestion", f"lines/s, {n:,} lines", fmt_rate(ours),
-                f"writer | cat {fmt_rate(raw)}", f"{ours / raw:.0%}", "≥ 33 % of the line rate",
+                f"writer piped to cat {fmt_rate(raw)}", f"{ours / raw:.0%}", "≥ 33 % of the line rate",
                 ours >= 0.33 * raw)]
     if writes is None:
         rows.append(Row("progress ingestion", "store writes during the run", "n/a", "—", "—",
@@ -864,7 +867,7 @@ def scenario_soak(ctx):
 
 # --- the report -----------------------------------------------------------------------------
 
-def render(ctx, rows, errors, started):
+def render(ctx, rows, errors, started, minutes):
     mode = "quick (scaled down; smoke test only)" if ctx.quick else "full"
     out = ["# Performance", "",
            "Every figure here is measured next to a baseline in the same run on the same "
@@ -873,15 +876,17 @@ def render(ctx, rows, errors, started):
            "The whole page is written by `bench/run.sh`; do not edit it by hand "
            "(the analysis comes from `bench/analysis.md`).", "",
            f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, mode {mode}, "
-           f"{(time.time() - started) / 60:.1f} minutes.", "",
+           f"{minutes:.1f} minutes.", "",
            "| machine | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in ctx.machine.items()]
     out += ["", "## Summary", "",
             "| scenario | figure | collectord | baseline, same run | ratio | target | verdict |",
             "|---|---|---|---|---|---|---|"]
+    def cell(text):
+        return str(text).replace("|", "\\|")
     for r in rows:
-        out.append(f"| {r.scenario} | {r.figure} | {r.value} | {r.baseline} | {r.ratio} | "
-                   f"{r.target} | {r.verdict} |")
+        out.append("| " + " | ".join(cell(x) for x in (r.scenario, r.figure, r.value, r.baseline,
+                                                         r.ratio, r.target, r.verdict)) + " |")
     for name, message in errors:
         out.append(f"| {name} | — | — | — | — | — | **error**: {message} |")
     out += ["", "## Details", ""]
@@ -1000,7 +1005,20 @@ def main():
     parser.add_argument("--output")
     parser.add_argument("--only", help="comma-separated scenario names (for development)")
     parser.add_argument("--http-threads", type=int, default=16)
+    parser.add_argument("--render-from", metavar="JSON",
+                        help="write the page again from a run's saved figures, without running")
     args = parser.parse_args()
+    if args.render_from:
+        saved = json.loads(Path(args.render_from).read_text())
+        output = Path(args.output or (REPO / "build" / "bench-quick.md" if saved["quick"]
+                                      else REPO / "docs" / "performance.md"))
+        ctx = argparse.Namespace(**{k: saved[k] for k in
+                                    ("quick", "machine", "notes", "details", "micro")})
+        rows = [Row(**r) for r in saved["rows"]]
+        output.write_text(render(ctx, rows, [tuple(e) for e in saved["errors"]],
+                                 saved["started"], saved["minutes"]))
+        print(f"bench: wrote {output}")
+        return 0
     output = Path(args.output or (REPO / "build" / "bench-quick.md" if args.quick
                                   else REPO / "docs" / "performance.md"))
     for tool in ("wrk", "nginx", "/usr/bin/gunicorn"):
@@ -1060,8 +1078,17 @@ def main():
         except ScenarioError as e:
             print(f"bench: {e}", flush=True)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(ctx, rows, errors, started))
+    minutes = (time.time() - started) / 60
+    output.write_text(render(ctx, rows, errors, started, minutes))
     print(f"bench: wrote {output}", flush=True)
+    # The figures, so the page can be written again (new analysis text) without a new run.
+    results = REPO / "build" / ("bench-quick.json" if ctx.quick else "bench-results.json")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps({
+        "quick": ctx.quick, "machine": ctx.machine, "notes": ctx.notes, "details": ctx.details,
+        "micro": ctx.micro, "started": started, "minutes": minutes, "errors": errors,
+        "rows": [vars(r) for r in rows]}, indent=1))
+    print(f"bench: figures saved in {results} (bench.py --render-from re-renders them)")
     if errors:
         print(f"bench: {len(errors)} scenario(s) failed: {', '.join(n for n, _ in errors)}")
         print(f"bench: their folders are kept in {ctx.workdir}")
