@@ -225,9 +225,12 @@ TEST_F(SupervisorTest, RestartFailsJobsLeftRunningAndKillsTheirProcesses) {
   const pid_t leftover = ::fork();
   if (leftover == 0) {
     ::setpgid(0, 0);
-    const std::string marker = "COLLECTOR_JOB_ID=" + job_id;
+    // Recovery matches both IDs, so another daemon's processes are never taken for ours.
+    const std::string job_marker = "COLLECTOR_JOB_ID=" + job_id;
+    const std::string batch_marker = "COLLECTOR_BATCH_ID=bc_12345678";
     char* const argv[] = {const_cast<char*>("/bin/sleep"), const_cast<char*>("60"), nullptr};
-    char* const envp[] = {const_cast<char*>(marker.c_str()), nullptr};
+    char* const envp[] = {const_cast<char*>(job_marker.c_str()),
+                          const_cast<char*>(batch_marker.c_str()), nullptr};
     ::execve("/bin/sleep", argv, envp);
     ::_exit(127);
   }
