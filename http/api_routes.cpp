@@ -20,6 +20,7 @@ void addApiRoutes(Router& router, ApiContext& context, const Metrics& metrics,
   addOpenApiRoutes(router, docs);
   addHealthRoutes(router, context, open.health ? Access::kPublic : Access::kRead);
   addMetricsRoutes(router, metrics, open.metrics ? Access::kPublic : Access::kRead);
+  addDashboardRoutes(router);
 }
 
 }  // namespace collectord::http

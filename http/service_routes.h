@@ -18,6 +18,12 @@ void addHealthRoutes(Router& router, ApiContext& context, Access access);
 void addMetricsRoutes(Router& router, const Metrics& metrics, Access access);
 // GET /api/openapi.json: openApiDocument() as application/json.
 void addOpenApiRoutes(Router& router, Access access);
+// The built-in dashboard page, always public (it holds no data; the API calls it makes carry
+// the operator's key): GET / and GET /dashboard redirect to GET /dashboard/, which serves
+// web/index.html; GET /dashboard/{asset} serves app.js, app.css and favicon.svg. Each with its
+// content type, an ETag (304 on If-None-Match), Cache-Control: no-cache and a
+// Content-Security-Policy that allows only the page's own origin.
+void addDashboardRoutes(Router& router);
 
 // The OpenAPI 3.1 document of every route above and in collector_routes.h (http/openapi.json,
 // embedded at build time). Valid JSON; lives as long as the program.

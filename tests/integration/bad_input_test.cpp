@@ -120,7 +120,7 @@ TEST_F(BadInput, RejectsAPriorityOtherThanHighNormalOrLow) {
 TEST_F(BadInput, AnswersAnUnknownRouteWithNotFoundNamingThePath) {
   auto client = daemon_->client();
 
-  for (const char* path : {"/", "/api", "/api/collectors/", "/api/collectors/runs",
+  for (const char* path : {"/index.html", "/api", "/api/collectors/", "/api/collectors/runs",
                            "/api/collectors/runs/unknown/x", "/api/collectors/running"}) {
     EXPECT_TRUE(IsErrorResponse(client.get(path), 404, std::string("Not found: ") + path))
         << "GET " << path;

@@ -351,7 +351,7 @@ std::vector<Row> hostileRequests(const std::string& job, const std::string& batc
        "Method get is not allowed on /api/collectors/history", "GET"},
       {"PATCH on a job", http("PATCH", job_path, {kKey, kJson}, std::string("{}")), 405,
        "Method PATCH is not allowed on " + job_path, "GET, DELETE, PUT"},
-      {"TRACE on no route", http("TRACE", "/"), 404, "Not found: /"},
+      {"TRACE on no route", http("TRACE", "/index.html"), 404, "Not found: /index.html"},
       {"CONNECT", "CONNECT localhost:80 HTTP/1.1\r\nHost: localhost:80\r\n\r\n", 400,
        "Malformed request URI"},
 
