@@ -14,6 +14,11 @@ packages=(
   clang libclang-rt-14-dev
   "$@"
 )
+# The dashboard's browser test runs on Node.js (tests/e2e/dashboard). A machine may already
+# have a node of its own (e.g. a newer one from another repository): Debian's only when none is.
+if ! command -v node >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
