@@ -327,6 +327,24 @@ TEST_F(Collectorctl, RunOfAnUnknownCollectorPrintsTheServersMessageAndExitsThree
   EXPECT_EQ(r.out, "");
 }
 
+TEST_F(Collectorctl, RunOfACollectorThatSkipsOverlapsFollowsItsActiveJob) {
+  config_.addBlockingCollector("solo", kGamma, {{"overlap", "skip"}});
+  const Triggered active = triggerOrThrow(api(), {"solo"});
+  waitForJobStatus(api(), active.job_ids[0], "running");
+  auto program = start({"run", "solo", "--wait", "--interval", "100ms"}, options());
+  ASSERT_TRUE(program->waitForOutput(active.job_ids[0] + " running 5%")) << program->out();
+  config_.release("solo");
+  EXPECT_EQ(program->wait(), 0) << program->out() << program->err();
+  const auto out = lines(program->out());
+  ASSERT_GE(out.size(), 2u);
+  EXPECT_EQ(out[0], "Nothing started: every collector already has an active run:");
+  EXPECT_EQ(out[1], "  " + active.job_ids[0] +
+                        "  solo-collector  running  skipped: already active in batch " +
+                        active.batch_id);
+  EXPECT_NE(program->out().find(active.job_ids[0] + " completed 100%"), std::string::npos)
+      << program->out();
+}
+
 // --- run --wait on a terminal -----------------------------------------------------------------
 
 TEST_F(Collectorctl, RunWaitOnATerminalRedrawsBarsInPlaceUntilTheyReach100Percent) {
@@ -378,10 +396,13 @@ TEST_F(Collectorctl, RunWaitOnANarrowAsciiTerminalKeepsEveryLineShorterThanTheWi
   ProgramOptions o = options(true);
   o.columns = 40;
   o.env.push_back({"LANG", "C"});
+  o.env.push_back({"NO_COLOR", "1"});
   const RunResult r = ctl({"run", "alpha", "beta", "--wait", "--interval", "100ms"}, o);
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   const std::string text = stripAnsi(r.out);
   EXPECT_EQ(r.out.find("\u2588"), std::string::npos) << "block characters in the C locale";
+  EXPECT_EQ(r.out.find("m\x1b[0m"), std::string::npos) << "colours despite NO_COLOR";
+  EXPECT_NE(r.out.find("\r\x1b[3A"), std::string::npos) << "no redraw in place";
   const auto frames = frameLines(r.out);
   EXPECT_GE(frames.size(), 3u);
   for (const std::string& line : frames) EXPECT_LT(line.size(), 40u) << line;
@@ -506,6 +527,22 @@ TEST_F(Collectorctl, StatusOfAnUnknownIdPrintsTheServersMessageAndExitsThree) {
   EXPECT_EQ(batch.err, "collectorctl: Batch not found (404)\n");
 }
 
+TEST_F(Collectorctl, AJobIdThatLooksLikeABatchIdIsStillFound) {
+  // Job IDs start with the collector's first two letters: "bcm" gets bc_ IDs, like batches.
+  config_.addCollector("bcm", "exit 0\n");
+  const std::string job_id = completedRun("bcm");
+  ASSERT_TRUE(job_id.starts_with("bc_")) << job_id;
+  const RunResult r = ctl({"status", job_id});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("Job +" + job_id + "\n"))) << r.out;
+  const RunResult json = ctl({"status", job_id, "--json"});
+  EXPECT_EQ(json.out, api().job(job_id).body + "\n");
+  const RunResult cancel = ctl({"cancel", job_id});
+  EXPECT_EQ(cancel.exit_code, 3);
+  EXPECT_EQ(cancel.err, "collectorctl: Job " + job_id +
+                            " is already completed; there is nothing to cancel (409)\n");
+}
+
 TEST_F(Collectorctl, StatusWaitFollowsARunningJobToItsEnd) {
   const Triggered t = triggerOrThrow(api(), {"gamma"});
   waitForJobStatus(api(), t.job_ids[0], "running");
@@ -623,6 +660,7 @@ TEST_F(Collectorctl, CollectorsListsEveryConfiguredCollectorWithItsLastRun) {
   for (const auto& item : objectsOf(*body, "collectors"))
     names.push_back(stringField(*item, "name"));
   EXPECT_EQ(names, (std::vector<std::string>{"alpha", "beta", "gamma", "slow", "stepper"}));
+  EXPECT_EQ(intField(*body, "total"), 5);
 }
 
 // --- cancel -----------------------------------------------------------------------------------
@@ -836,6 +874,44 @@ TEST_F(Collectorctl, TheApiKeyComesFromClientIniTheEnvironmentOrTheFlag) {
   EXPECT_EQ(wrong.exit_code, 3);
   EXPECT_EQ(wrong.err, "collectorctl: Invalid credentials: invalid API key (401)\n");
   EXPECT_EQ(ctl({"history", "--api-key", kKey}, o).exit_code, 0);
+}
+
+// --- https ------------------------------------------------------------------------------------
+
+TEST_F(Collectorctl, HttpsWorksWhenTheServersCertificateIsTrustedAndFailsClearlyOtherwise) {
+  if (std::system("command -v openssl >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "the openssl command is not installed";
+  }
+  const std::string command =
+      "timeout 60 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1"
+      " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
+      dir_.file("key.pem") + " -out " + dir_.file("cert.pem") + " >" + dir_.file("openssl.log") +
+      " 2>&1";
+  ASSERT_EQ(std::system(command.c_str()), 0) << readFile(dir_.file("openssl.log")).value_or("");
+  config_.appendToMain("[http]\ntls_cert_file = cert.pem\ntls_key_file = key.pem\n");
+  const std::string https = "https://127.0.0.1:" + std::to_string(daemon().port());
+
+  const RunResult trusted = ctl({"--url", https, "--ca-file", dir_.file("cert.pem"), "collectors"});
+  EXPECT_EQ(trusted.exit_code, 0) << trusted.err;
+  EXPECT_TRUE(trusted.out.starts_with("NAME ")) << trusted.out;
+
+  ProgramOptions o = options();
+  o.env.push_back({"COLLECTORD_URL", https});
+  o.env.push_back({"COLLECTORD_CA_FILE", dir_.file("cert.pem")});
+  EXPECT_EQ(ctl({"history"}, o).exit_code, 0);
+
+  const RunResult untrusted = ctl({"--url", https, "collectors"});
+  EXPECT_EQ(untrusted.exit_code, 3);
+  EXPECT_TRUE(untrusted.err.starts_with("collectorctl: TLS failure talking to " + https + ": "))
+      << untrusted.err;
+  EXPECT_TRUE(untrusted.err.ends_with(
+      "(trust the server's certificate with --ca-file FILE, COLLECTORD_CA_FILE or ca_file)\n"))
+      << untrusted.err;
+
+  const RunResult plain =
+      ctl({"--url", "http://127.0.0.1:" + std::to_string(daemon().port()), "collectors"});
+  EXPECT_EQ(plain.exit_code, 3);
+  EXPECT_TRUE(plain.err.ends_with(" without answering (does it expect https://?)\n")) << plain.err;
 }
 
 }  // namespace

@@ -136,11 +136,21 @@ std::string ApiClient::describeFailure(const std::exception& error) const {
     return "no answer from " + url_ + " in time (" + detail + ")";
   }
   if (dynamic_cast<const Poco::Net::SSLException*>(&error)) {
-    return "TLS failure talking to " + url_ + ": " + detail;
+    std::string hint;
+    if (detail.find("certificate verify failed") != std::string::npos) {
+      hint = " (trust the server's certificate with --ca-file FILE, COLLECTORD_CA_FILE or ca_file)";
+    } else if (detail.find("wrong version number") != std::string::npos) {
+      hint = " (is it a plain http:// server?)";
+    }
+    return "TLS failure talking to " + url_ + ": " + detail + hint;
   }
+  // An https server drops a plain HTTP request without an answer.
+  const std::string https_hint = scheme_ == "http" ? " (does it expect https://?)" : "";
   if (dynamic_cast<const Poco::Net::NoMessageException*>(&error)) {
-    return url_ + " closed the connection without answering" +
-           std::string(scheme_ == "http" ? " (does it expect https://?)" : "");
+    return url_ + " closed the connection without answering" + https_hint;
+  }
+  if (dynamic_cast<const Poco::Net::ConnectionResetException*>(&error)) {
+    return url_ + " reset the connection without answering" + https_hint;
   }
   return "request to " + url_ + " failed: " + detail;
 }

@@ -1,5 +1,6 @@
 #include "command_line.h"
 
+#include <cctype>
 #include <cstdint>
 #include <cstdlib>
 #include <sstream>
@@ -171,11 +172,47 @@ std::string optionLabel(const OptionSpec& option) {
   return label;
 }
 
+constexpr std::size_t kHelpWidth = 79;
+
+// `text` as lines of at most kHelpWidth columns, each prefixed with `indent` (the first with
+// `first_indent`); paragraphs ("\n\n") kept apart.
+std::string wrap(const std::string& text, const std::string& first_indent,
+                 const std::string& indent) {
+  std::string out;
+  std::string line = first_indent;
+  bool line_empty = true;
+  std::string word;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const auto paragraph_end = text.find("\n\n", at);
+    const std::string paragraph = text.substr(
+        at, paragraph_end == std::string::npos ? std::string::npos : paragraph_end - at);
+    std::istringstream in(paragraph);
+    while (in >> word) {
+      if (!line_empty && line.size() + 1 + word.size() > kHelpWidth) {
+        out += line + "\n";
+        line = indent;
+        line_empty = true;
+      }
+      line += (line_empty ? "" : " ") + word;
+      line_empty = false;
+    }
+    out += line + "\n";
+    line = indent;
+    line_empty = true;
+    if (paragraph_end == std::string::npos) break;
+    out += "\n";
+    at = paragraph_end + 2;
+  }
+  return out;
+}
+
 void listOptions(std::ostringstream& out, const std::vector<OptionSpec>& options) {
+  const std::string indent(2 + 24 + 1, ' ');
   for (const OptionSpec& option : options) {
-    std::string label = optionLabel(option);
-    if (label.size() < 24) label.append(24 - label.size(), ' ');
-    out << "  " << label << " " << option.help << "\n";
+    std::string label = "  " + optionLabel(option);
+    label.append(label.size() < indent.size() ? indent.size() - label.size() : 1, ' ');
+    out << wrap(option.help, label, indent);
   }
 }
 
@@ -302,8 +339,10 @@ std::variant<CommandLine, UsageError> parseCommandLine(const std::vector<std::st
 std::string usageText(const std::string& command) {
   std::ostringstream out;
   if (const CommandSpec* spec = findCommand(command); spec && command != "help") {
-    out << "Usage: collectorctl " << spec->synopsis << "\n\n" << spec->summary << ".\n";
-    if (*spec->details) out << "\n" << spec->details << "\n";
+    std::string summary = spec->summary;
+    summary[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(summary[0])));
+    out << "Usage: collectorctl " << spec->synopsis << "\n\n" << summary << ".\n";
+    if (*spec->details) out << "\n" << wrap(spec->details, "", "");
     if (!spec->options.empty()) {
       out << "\nOptions:\n";
       listOptions(out, spec->options);

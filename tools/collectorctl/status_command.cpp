@@ -11,11 +11,24 @@
 namespace collectorctl {
 namespace {
 
-bool isBatch(const std::string& id) { return id.rfind("bc_", 0) == 0; }
+struct Resolved {
+  ApiResponse response;
+  bool batch = false;  // the ID named a batch
+};
 
-std::string resourcePath(const std::string& id) {
-  return std::string(isBatch(id) ? "/api/collectors/runs/batch/" : "/api/collectors/runs/job/") +
-         encodeComponent(id);
+// GET (or DELETE) the batch or job `id` names. Batch IDs start with bc_, but so do the job IDs of
+// a collector whose name starts with "bc" (the API derives job IDs from the first two letters):
+// a bc_ ID that is no batch is tried as a job.
+Resolved resolve(CommandContext& context, const std::string& id, bool cancel) {
+  const auto call = [&](const std::string& path) {
+    return cancel ? context.client.del(path) : context.client.get(path);
+  };
+  const std::string job_path = "/api/collectors/runs/job/" + encodeComponent(id);
+  if (id.rfind("bc_", 0) != 0) return {call(job_path), false};
+  Resolved batch{call("/api/collectors/runs/batch/" + encodeComponent(id)), true};
+  if (batch.response.status != 404) return batch;
+  Resolved job{call(job_path), false};
+  return job.response.status == 404 ? batch : job;
 }
 
 std::string percent(const Poco::JSON::Object& object, const std::string& key) {
@@ -131,9 +144,9 @@ void printJob(CommandContext& context, const Poco::JSON::Object& job) {
 }
 
 // The state to follow for `status ID --wait`: every job of a batch, or one job and its batch.
-RunState stateFor(const std::string& id, const Poco::JSON::Object& document) {
+RunState stateFor(const std::string& id, bool batch, const Poco::JSON::Object& document) {
   RunState state;
-  if (!isBatch(id)) {
+  if (!batch) {
     JobProgress job;
     job.job_id = stringField(document, "job_id");
     job.batch_id = stringField(document, "batch_id");
@@ -161,16 +174,17 @@ RunState stateFor(const std::string& id, const Poco::JSON::Object& document) {
 
 int runStatus(CommandContext& context) {
   const std::string& id = context.line.args.front();
-  const ApiResponse response = context.client.get(resourcePath(id));
+  const Resolved resolved = resolve(context, id, false);
+  const ApiResponse& response = resolved.response;
   const auto document = response.object();
   if (!response.ok() || !document) return reportFailure(context, response);
   if (context.line.has("wait")) {
-    RunState state = stateFor(id, *document);
+    RunState state = stateFor(id, resolved.batch, *document);
     if (!state.jobs().empty()) return waitForRuns(context, state);
   }
   if (context.json) {
     printJson(context, response.body);
-  } else if (isBatch(id)) {
+  } else if (resolved.batch) {
     printBatch(context, *document);
   } else {
     printJob(context, *document);
@@ -180,14 +194,15 @@ int runStatus(CommandContext& context) {
 
 int runCancel(CommandContext& context) {
   const std::string& id = context.line.args.front();
-  const ApiResponse response = context.client.del(resourcePath(id));
+  const Resolved resolved = resolve(context, id, true);
+  const ApiResponse& response = resolved.response;
   const auto document = response.object();
   if (!response.ok() || !document) return reportFailure(context, response);
   if (context.json) {
     printJson(context, response.body);
     return kExitOk;
   }
-  const std::string what = isBatch(id) ? "batch " : "job ";
+  const std::string what = resolved.batch ? "batch " : "job ";
   if (response.status == 202) {
     context.out << "Cancelling " << what << id
                 << ": running jobs are being stopped; `collectorctl status " << id

@@ -13,9 +13,8 @@ namespace collectorctl {
 namespace {
 
 constexpr std::size_t kMaxNameWidth = 28;
-constexpr std::size_t kMessageRoom = 32;
 constexpr std::size_t kMinBar = 10;
-constexpr std::size_t kMaxBar = 40;
+constexpr std::size_t kMaxBar = 30;
 
 class TerminalView : public ProgressView {
  public:
@@ -50,12 +49,13 @@ class TerminalView : public ProgressView {
   }
 
   // Columns, one space apart: label, bar, percentage, status, clock, two spaces, text. The bar
-  // takes what is left once the text has kMessageRoom columns, within [10, 40].
+  // takes a third of what the other columns leave, within [kMinBar, kMaxBar]: the text (what
+  // the collector says) gets the rest.
   std::string renderRow(const Row& row, std::size_t name_width, std::size_t clock_width,
                         std::size_t width) const {
     const std::size_t others = name_width + 1 + 2 + 1 + 4 + 1 + 9 + 1 + clock_width + 2;
-    const std::size_t inner = std::clamp<std::size_t>(
-        width > others + kMessageRoom ? width - others - kMessageRoom : 0, kMinBar, kMaxBar);
+    const std::size_t inner =
+        std::clamp<std::size_t>(width > others ? (width - others) / 3 : 0, kMinBar, kMaxBar);
     const std::size_t fixed = others + inner;
     const std::string percent = row.progress ? std::to_string(*row.progress) + "%" : "-";
     if (fixed + 1 >= width) {
@@ -100,7 +100,11 @@ class TerminalView : public ProgressView {
       if (const auto eta = parseTimestamp(batch.estimated_completion);
           eta && !isTerminalStatus(batch.status)) {
         const double left = static_cast<double>(*eta) / 1e6 - now;
-        if (left >= 1) row.text += " (about " + formatSeconds(left) + " left)";
+        // First, so that a narrow terminal cuts the (longer, slower-changing) message instead.
+        if (left >= 1) {
+          row.text = "~" + formatSeconds(left) + " left" + (style_.unicode ? " \u00b7 " : " - ") +
+                     row.text;
+        }
       }
       result.push_back(row);
     }
