@@ -639,7 +639,11 @@
     }
   }
 
+  const batchesInFlight = new Set();
+
   async function fetchBatch(id) {
+    if (batchesInFlight.has(id)) return; // one answer serves every caller
+    batchesInFlight.add(id);
     const generation = state.generation;
     state.pollRotation.set(id, Date.now());
     try {
@@ -651,6 +655,8 @@
       } else if (error.status !== 429) {
         report(error, `Cannot load batch ${id}`);
       }
+    } finally {
+      batchesInFlight.delete(id);
     }
   }
 
@@ -983,7 +989,7 @@
         h('td', {}, h('span', { class: 'badge', dataset: { status: run.status }, text: run.status })),
         h('td', { class: 'when', title: formatFull(started), text: formatClock(started) }),
         h('td', { class: 'num duration', dataset: { run: JSON.stringify(run) }, text: runTime(run) }),
-        h('td', { class: run.error ? 'message error' : 'message', title: text || null, text }),
+        h('td', { class: run.status === 'failed' ? 'message error' : 'message', title: text || null, text }),
         h('td', {}, logButton));
     });
     $('history-body').replaceChildren(...rows);

@@ -18,6 +18,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const API_KEY = 'dashboard-e2e-key-0123456789abcdef';
+const READ_ONLY_KEY = 'dashboard-e2e-reader-0123456789ab';
 const STEP_TIMEOUT = 30000;
 const VIEWPORT = { width: 1366, height: 768 };
 const CHROMIUM = '/usr/bin/chromium';
@@ -86,7 +87,8 @@ function writeConfig(root) {
     fs.writeFileSync(path.join(root, 'collectors.d', `${name}.ini`),
       `[collector]\n${body}env.GATES = ${gates}\n`);
   }
-  fs.writeFileSync(path.join(root, 'api_keys'), `${API_KEY} read,run dashboard-e2e\n`);
+  fs.writeFileSync(path.join(root, 'api_keys'),
+    `${API_KEY} read,run dashboard-e2e\n${READ_ONLY_KEY} read dashboard-e2e-reader\n`);
   fs.writeFileSync(path.join(root, 'collectord.ini'), [
     '[http]', 'address = 127.0.0.1', 'port = 0',
     '[store]', 'url = sqlite:collectord.db',
@@ -485,6 +487,17 @@ async function main() {
       assert(await page.locator('#app').isHidden(), 'the collectors are still shown');
       await page.reload();
       await page.getByLabel('API key').waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
+    });
+
+    await run.check('a read-only key watches, and a run it asks for is refused with the server\'s message', async () => {
+      await page.getByLabel('API key').fill(READ_ONLY_KEY);
+      await page.getByRole('button', { name: 'Connect' }).click();
+      await page.getByLabel('ninja', { exact: true }).check({ timeout: STEP_TIMEOUT });
+      await page.getByRole('button', { name: 'Run selected' }).click();
+      await page.locator('#banner', {
+        hasText: "Forbidden: this request needs the 'run' scope; these credentials have 'read'",
+      }).waitFor({ timeout: STEP_TIMEOUT });
+      await run.screenshot(page, 'read-only-refused');
     });
   } catch (error) {
     run.failed += 1;
