@@ -608,7 +608,7 @@ TEST_F(Collectorctl, HistoryListsRunsNewestFirstAndHonoursTheLimit) {
   EXPECT_NE(out[1].find(third), std::string::npos) << table.out;
   EXPECT_NE(out[2].find(second), std::string::npos) << table.out;
   EXPECT_NE(out[3].find(first), std::string::npos) << table.out;
-  EXPECT_TRUE(std::regex_search(out[2], std::regex(R"(beta +failed +\d+s +API returned 401)")))
+  EXPECT_TRUE(std::regex_search(out[2], std::regex(R"(beta +failed +\d+\.\ds +API returned 401)")))
       << out[2];
 
   const RunResult limited = ctl({"history", "-n", "2", "--json"});

@@ -112,12 +112,11 @@ int runHistory(CommandContext& context) {
   Table table({"STARTED (UTC)", "JOB ID", "COLLECTOR", "STATUS", "DURATION", "MESSAGE"});
   for (const auto& run : items(*body, "collection_history")) {
     const std::string run_status = stringField(*run, "status");
-    const std::string shown_duration = stringField(*run, "duration");
     table.add({{formatTableTime(stringField(*run, "started_at"))},
                {stringField(*run, "job_id")},
                {collectorOf(*run)},
                {run_status, statusColour(run_status)},
-               {shown_duration.empty() ? duration(*run) : shown_duration},
+               {duration(*run)},
                outcome(*run)});
   }
   printTable(context, table, "No runs yet.");
