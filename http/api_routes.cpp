@@ -5,7 +5,7 @@
 namespace collectord::http {
 
 void addApiRoutes(Router& router, ApiContext& context, const Metrics& metrics,
-                  const std::string& docs_directory, PublicRoutes open) {
+                  const std::string& docs_directory, PublicRoutes open, EventHub* events) {
   addRunRoutes(router, context);
   addBatchRoutes(router, context);
   addJobRoutes(router, context);
@@ -15,6 +15,7 @@ void addApiRoutes(Router& router, ApiContext& context, const Metrics& metrics,
   addProgressRoutes(router, context);
   addLogRoutes(router, context);
   addCollectorListRoutes(router, context);
+  addEventRoutes(router, context, events);
   const Access docs = open.docs ? Access::kPublic : Access::kRead;
   addDocsRoutes(router, docs_directory, docs);
   addOpenApiRoutes(router, docs);

@@ -25,4 +25,9 @@ void addLogRoutes(Router& router, ApiContext& context);
 // GET /api/collectors: every configured collector, its settings and runs.
 void addCollectorListRoutes(Router& router, ApiContext& context);
 
+class EventHub;
+// The live event streams (Server-Sent Events, see event_hub.h): GET /api/events (every run),
+// GET .../batch/{batch_id}/events and GET .../job/{job_id}/events. Without a hub they answer 503.
+void addEventRoutes(Router& router, ApiContext& context, EventHub* events);
+
 }  // namespace collectord::http

@@ -68,8 +68,12 @@ struct PublicRoutes {
   bool metrics = false;
 };
 
-// Registers every route of the API on `router`.
+class EventHub;
+
+// Registers every route of the API on `router`. The event stream routes answer 503 without
+// `events`.
 void addApiRoutes(Router& router, ApiContext& context, const Metrics& metrics,
-                  const std::string& docs_directory, PublicRoutes open);
+                  const std::string& docs_directory, PublicRoutes open,
+                  EventHub* events = nullptr);
 
 }  // namespace collectord::http

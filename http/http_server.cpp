@@ -9,6 +9,7 @@
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/SSLManager.h>
 #include <Poco/Net/SecureServerSocket.h>
+#include <Poco/Net/SecureStreamSocketImpl.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Net/TCPServer.h>
@@ -18,13 +19,18 @@
 #include <Poco/ThreadPool.h>
 #include <Poco/URI.h>
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string_view>
 
 namespace collectord::http {
@@ -127,6 +133,109 @@ void send(Poco::Net::HTTPServerResponse& out, const Response& response) {
   out.send().write(response.body.data(), static_cast<std::streamsize>(response.body.size()));
 }
 
+// The status line and headers of a streamed response, to be written by whoever takes the
+// connection over. No length: the body ends when the connection does (RFC 9112 6.3).
+std::string streamHead(Poco::Net::HTTPServerResponse& out, const Response& response) {
+  out.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(response.status));
+  if (!response.content_type.empty()) out.setContentType(response.content_type);
+  for (const auto& [name, value] : response.headers) out.add(name, value);
+  out.setKeepAlive(false);
+  std::ostringstream head;
+  out.write(head);
+  return head.str();
+}
+
+// A connection handed over to a streaming handler. It owns the HTTP session, whose destruction
+// closes the socket (with TLS's close_notify when it is one), and uses the socket without
+// blocking from then on: plain TCP with the system calls themselves (Poco 1.11 throws on a full
+// non-blocking socket), TLS through Poco.
+//
+// Poco 1.11's TLS socket does not pass setBlocking on to the socket under it, so when OpenSSL
+// wants to read or write more it still waits for the socket, up to the socket's timeout, before
+// it throws TimeoutException. The descriptor itself is non-blocking; a timeout of a millisecond
+// bounds those waits, and TimeoutException reads as "not now".
+class SessionStream final : public StreamConnection {
+ public:
+  explicit SessionStream(std::unique_ptr<HTTPServerSession> session)
+      : session_(std::move(session)),
+        socket_(session_->socket()),
+        tls_(dynamic_cast<Poco::Net::SecureStreamSocketImpl*>(socket_.impl()) != nullptr) {
+    try {
+      peer_ = socket_.peerAddress().toString();
+    } catch (const Poco::Exception& e) {
+      peer_ = "-";  // already gone: the first write will tell
+    }
+    socket_.setBlocking(false);
+    if (tls_) {
+      const timeval brief{0, 1000};
+      for (int option : {SO_RCVTIMEO, SO_SNDTIMEO}) {
+        if (::setsockopt(fd(), SOL_SOCKET, option, &brief, sizeof brief) != 0) {
+          log().warning("stream to %s: cannot bound TLS waits: %s", peer_,
+                        std::string(std::strerror(errno)));
+        }
+      }
+    }
+  }
+
+  int fd() const override { return socket_.impl()->sockfd(); }
+
+  long send(const char* data, std::size_t size) override {
+    size = std::min<std::size_t>(size, 1 << 20);
+    if (!tls_) {
+      // MSG_NOSIGNAL: a client gone away is an error to handle, not a SIGPIPE.
+      const ssize_t n = ::send(fd(), data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) return n;
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
+      log().debug("stream to %s failed: %s", peer_, std::string(std::strerror(errno)));
+      return -1;
+    }
+    try {
+      const int n = socket_.sendBytes(data, static_cast<int>(size));
+      return n < 0 ? 0 : n;
+    } catch (const Poco::TimeoutException&) {
+      return 0;  // the socket takes nothing now (see the class comment)
+    } catch (const Poco::Exception& e) {
+      log().debug("stream to %s failed: %s", peer_, e.displayText());
+      return -1;
+    }
+  }
+
+  bool drain() override {
+    char buffer[4096];
+    // Bounded: a client that sends without end must not hold the streaming thread.
+    for (int i = 0; i < 16; ++i) {
+      long n = 0;
+      if (!tls_) {
+        n = ::recv(fd(), buffer, sizeof buffer, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return true;
+        if (n < 0) log().debug("stream to %s ended: %s", peer_, std::string(std::strerror(errno)));
+      } else {
+        try {
+          n = socket_.receiveBytes(buffer, sizeof buffer);
+          if (n < 0) return true;
+        } catch (const Poco::TimeoutException&) {
+          return true;  // nothing to read now (see the class comment)
+        } catch (const Poco::Exception& e) {
+          log().debug("stream to %s ended: %s", peer_, e.displayText());
+          return false;
+        }
+      }
+      if (n <= 0) return false;
+    }
+    return true;
+  }
+
+  std::string peer() const override { return peer_; }
+
+ private:
+  static Poco::Logger& log() { return Poco::Logger::get("collectord.http"); }
+
+  std::unique_ptr<HTTPServerSession> session_;
+  Poco::Net::StreamSocket& socket_;
+  bool tls_;
+  std::string peer_;
+};
+
 }  // namespace
 
 // What every connection of one server shares.
@@ -144,8 +253,11 @@ struct HttpServer::Impl {
   std::set<Poco::Net::StreamSocket*> connections;  // guarded by connections_mutex
 
   Impl(const ServerOptions& opts, const ApiService& api);
-  // Turns one parsed request into its response and writes the access-log line.
-  void serve(Poco::Net::HTTPServerRequest& raw, Poco::Net::HTTPServerResponse& out);
+  // Turns one parsed request into its response and writes the access-log line. A streaming
+  // response is not written: its take-over is returned, with its status line and headers in
+  // `head`, for the caller to call once it is done with the connection.
+  StreamTakeOver serve(Poco::Net::HTTPServerRequest& raw, Poco::Net::HTTPServerResponse& out,
+                       std::string& head);
   Response respond(Poco::Net::HTTPServerRequest& raw, Request& request, bool& drop_connection);
 };
 
@@ -167,13 +279,16 @@ class ApiConnection final : public Poco::Net::TCPServerConnection {
   }
 
   void run() override {
-    HTTPServerSession session(socket(), server_.params);
-    while (!server_.stopped && session.hasMoreRequests()) {
+    // On the heap: a streaming response takes the session, and with it the socket, along.
+    auto session = std::make_unique<HTTPServerSession>(socket(), server_.params);
+    StreamTakeOver take_over;
+    std::string head;
+    while (!server_.stopped && session->hasMoreRequests()) {
       try {
-        HTTPServerResponseImpl response(session);
-        HTTPServerRequestImpl request(response, session, server_.params);
+        HTTPServerResponseImpl response(*session);
+        HTTPServerRequestImpl request(response, *session, server_.params);
         if (const std::optional<Response> problem = framingProblem(request)) {
-          refuse(session, *problem);
+          refuse(*session, *problem);
           break;
         }
         response.setDate(Poco::Timestamp());
@@ -182,28 +297,30 @@ class ApiConnection final : public Poco::Net::TCPServerConnection {
                                 ? Poco::Net::HTTPMessage::HTTP_1_0
                                 : Poco::Net::HTTPMessage::HTTP_1_1);
         response.setKeepAlive(server_.params->getKeepAlive() && request.getKeepAlive() &&
-                              session.canKeepAlive());
+                              session->canKeepAlive());
         // No "100 Continue" for a body that will be refused for its size: the client would
         // start sending it only to have the connection closed under it.
         const bool too_large =
             request.hasContentLength() &&
             request.getContentLength64() > static_cast<Poco::Int64>(server_.options.max_body_bytes);
         if (request.getExpectContinue() && !too_large) response.sendContinue();
-        server_.serve(request, response);
-        session.setKeepAlive(server_.params->getKeepAlive() && response.getKeepAlive() &&
-                             session.canKeepAlive());
+        take_over = server_.serve(request, response, head);
+        if (take_over) break;
+        session->setKeepAlive(server_.params->getKeepAlive() && response.getKeepAlive() &&
+                              session->canKeepAlive());
       } catch (const Poco::Net::NoMessageException&) {
         break;  // the client closed the connection between requests
       } catch (const Poco::Net::MessageException& e) {
-        refuse(session, framingError(e.message()));
+        refuse(*session, framingError(e.message()));
         break;
       } catch (const Poco::SyntaxException&) {
         // Only the request's constructor parses a number: the Content-Length it streams by.
-        refuse(session, errorResponse(400, kInvalidLength));
+        refuse(*session, errorResponse(400, kInvalidLength));
         break;
       } catch (const Poco::TimeoutException&) {
-        refuse(session, errorResponse(408, "Request timed out: the client sent nothing for " +
-                                               std::to_string(server_.options.timeout_seconds) + " s"));
+        refuse(*session,
+               errorResponse(408, "Request timed out: the client sent nothing for " +
+                                      std::to_string(server_.options.timeout_seconds) + " s"));
         break;
       } catch (const Poco::Exception& e) {
         server_.log.debug("connection from %s ended: %s", socket().peerAddress().toString(),
@@ -211,6 +328,9 @@ class ApiConnection final : public Poco::Net::TCPServerConnection {
         break;
       }
     }
+    // After the request and response objects are gone: nothing of this thread uses the
+    // session any more.
+    if (take_over) take_over(std::make_unique<SessionStream>(std::move(session)), std::move(head));
   }
 
  private:
@@ -285,7 +405,8 @@ HttpServer::Impl::Impl(const ServerOptions& opts, const ApiService& api)
   params->setMaxKeepAliveRequests(1000);
 }
 
-void HttpServer::Impl::serve(Poco::Net::HTTPServerRequest& raw, Poco::Net::HTTPServerResponse& out) {
+StreamTakeOver HttpServer::Impl::serve(Poco::Net::HTTPServerRequest& raw,
+                                       Poco::Net::HTTPServerResponse& out, std::string& head) {
   const auto started = std::chrono::steady_clock::now();
   Request request;
   request.method = raw.getMethod();
@@ -300,7 +421,11 @@ void HttpServer::Impl::serve(Poco::Net::HTTPServerRequest& raw, Poco::Net::HTTPS
   if (drop_connection) out.setKeepAlive(false);  // an unread body is still on the wire
   // Connections wait for a thread: hand this one back rather than keep it for this client.
   if (server && server->queuedConnections() > 0) out.setKeepAlive(false);
-  send(out, response);
+  if (response.take_over) {
+    head = streamHead(out, response);
+  } else {
+    send(out, response);
+  }
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - started)
                           .count();
@@ -308,6 +433,7 @@ void HttpServer::Impl::serve(Poco::Net::HTTPServerRequest& raw, Poco::Net::HTTPS
                   request.path.empty() ? std::string("-") : request.path, response.status,
                   static_cast<double>(micros) / 1000.0, request.client,
                   request.identity.empty() ? std::string("-") : request.identity);
+  return std::move(response.take_over);
 }
 
 Response HttpServer::Impl::respond(Poco::Net::HTTPServerRequest& raw, Request& request,

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "stream_connection.h"
+
 namespace collectord::http {
 
 // What a handler returns; the server writes it.
@@ -14,6 +16,10 @@ struct Response {
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
+  // Set by a handler that streams its body (Server-Sent Events): the server sends the status
+  // and headers with no length and Connection: close, and hands the connection to this instead
+  // of writing `body`, so the stream holds none of the server's worker threads.
+  StreamTakeOver take_over;
 };
 
 // What a handler sees of a request: already routed, body read and bounded.

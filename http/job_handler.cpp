@@ -11,9 +11,8 @@ void addJobRoutes(Router& router, ApiContext& context) {
     const auto job = context.store().findJob(id);
     if (!job) return errorResponse(404, "Job not found");
     const auto batch = context.store().findBatch(job->batch_id);
-    auto view = jobStatusView(*job, batch);
-    view->set("previous_attempts", attemptsView(context.store().attemptsOf(id)));
-    return Response{200, toJson(view), "application/json", {}};
+    return Response{200, jobJson(*job, batch, context.store().attemptsOf(id)), "application/json",
+                    {}};
   });
 }
 

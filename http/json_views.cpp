@@ -249,6 +249,13 @@ Poco::JSON::Array::Ptr attemptsView(const std::vector<AttemptRecord>& attempts) 
   return list;
 }
 
+std::string jobJson(const JobRecord& job, const std::optional<BatchRecord>& batch,
+                    const std::vector<AttemptRecord>& attempts) {
+  auto view = jobStatusView(job, batch);
+  view->set("previous_attempts", attemptsView(attempts));
+  return toJson(view);
+}
+
 Poco::JSON::Object::Ptr historyItemView(const JobRecord& job) {
   const auto seconds = durationSeconds(job.started_at, job.ended_at);
   auto o = orderedObject();

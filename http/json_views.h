@@ -23,6 +23,10 @@ std::string batchJson(const BatchRecord& batch, const std::vector<JobRecord>& jo
 Poco::JSON::Object::Ptr jobStatusView(const JobRecord& job, const std::optional<BatchRecord>& batch);
 // A job's earlier, retried attempts: GET /api/collectors/runs/job/{id}'s "previous_attempts".
 Poco::JSON::Array::Ptr attemptsView(const std::vector<AttemptRecord>& attempts);
+// The whole body of GET /api/collectors/runs/job/{id}: jobStatusView plus "previous_attempts".
+// Also the data of the event streams' job events.
+std::string jobJson(const JobRecord& job, const std::optional<BatchRecord>& batch,
+                    const std::vector<AttemptRecord>& attempts);
 // Each of history's "collection_history".
 Poco::JSON::Object::Ptr historyItemView(const JobRecord& job);
 

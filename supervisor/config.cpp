@@ -508,7 +508,8 @@ void readConfig(IniReader& r, ConfigResult& result) {
                    {"ratelimit", {"requests_per_minute", "trusted_proxies"}},
                    {"cors", {"allowed_origins"}},
                    {"logs", {"directory", "max_bytes_per_job", "retention_days"}},
-                   {"docs", {"directory"}}},
+                   {"docs", {"directory"}},
+                   {"events", {"heartbeat_seconds", "max_streams", "client_buffer", "replay_buffer"}}},
                   {});
 
   config.http_address = r.getString("http.address", config.http_address);
@@ -590,6 +591,20 @@ void readConfig(IniReader& r, ConfigResult& result) {
   config.log_max_bytes_per_job = r.getSize("logs.max_bytes_per_job").value_or(config.log_max_bytes_per_job);
   config.log_retention_days = r.getInt("logs.retention_days", config.log_retention_days, 0, 36500);
   config.docs_directory = r.getPath("docs.directory", "../docs");
+  config.events_heartbeat = std::chrono::seconds(r.getInt(
+      "events.heartbeat_seconds", static_cast<int>(config.events_heartbeat.count()), 1, 3600));
+  config.events_max_streams =
+      r.getInt("events.max_streams", config.events_max_streams, 1, 100'000);
+  config.events_client_buffer =
+      r.getSize("events.client_buffer").value_or(config.events_client_buffer);
+  if (config.events_client_buffer < 4096 || config.events_client_buffer > (1ull << 30)) {
+    r.problem("events.client_buffer", "must be from 4K to 1G");
+  }
+  config.events_replay_buffer =
+      r.getSize("events.replay_buffer").value_or(config.events_replay_buffer);
+  if (config.events_replay_buffer > (1ull << 32)) {
+    r.problem("events.replay_buffer", "must be at most 4G");
+  }
 
 
   if (!fs::is_directory(config.collectors_directory, ec)) {

@@ -93,6 +93,12 @@ struct Config {
   int log_retention_days = 30;                             // 0: keep job logs for ever
   std::string docs_directory;
 
+  // [events]: the live event streams (Server-Sent Events).
+  std::chrono::seconds events_heartbeat{15};          // a comment line after this long idle
+  int events_max_streams = 1000;                      // open at once; more are refused
+  std::uint64_t events_client_buffer = 1024 * 1024;   // bytes waiting per client before a drop
+  std::uint64_t events_replay_buffer = 8 * 1024 * 1024;  // recent events kept for resuming
+
   std::vector<CollectorConfig> collectors;  // sorted by name
   // Keys that were set but whose feature is not built yet ("auth.required", ...).
   std::vector<std::string> not_in_effect;

@@ -54,6 +54,10 @@ void warnAboutRestartOnlyChanges(const Config& before, const Config& after) {
                                             before.public_health != after.public_health ||
                                             before.public_metrics != after.public_metrics},
       {"docs.directory", before.docs_directory != after.docs_directory},
+      {"events.*", before.events_heartbeat != after.events_heartbeat ||
+                       before.events_max_streams != after.events_max_streams ||
+                       before.events_client_buffer != after.events_client_buffer ||
+                       before.events_replay_buffer != after.events_replay_buffer},
   };
   for (const auto& [keys, changed] : changes) {
     if (changed)

@@ -28,6 +28,7 @@
 #include "config.h"
 #include "daemon_context.h"
 #include "daemon_reload.h"
+#include "event_hub.h"
 #include "http_server.h"
 #include "sqlite_job_store.h"
 #include "supervisor.h"
@@ -153,11 +154,18 @@ class CollectordApp final : public Poco::Util::ServerApplication {
     try {
       Metrics metrics;
       SqliteJobStore store(config.sqlite_path, instanceId(config));
-      Supervisor supervisor(config, store, {}, &metrics);
+      http::EventHub events(store,
+                            {config.events_heartbeat, config.events_max_streams,
+                             config.events_client_buffer, config.events_replay_buffer},
+                            metrics);
+      SupervisorOptions supervision;
+      supervision.on_saved.push_back([&events](const StateChange& c) { events.publish(c); });
+      Supervisor supervisor(config, store, supervision, &metrics);
       http::DaemonContext context(store, supervisor);
       http::Router router;
       http::addApiRoutes(router, context, metrics, config.docs_directory,
-                         {config.public_docs, config.public_health, config.public_metrics});
+                         {config.public_docs, config.public_health, config.public_metrics},
+                         &events);
       http::RateLimiter limiter(config.requests_per_minute);
       http::ApiService service(router, {config.auth_required, config.trusted_proxies},
                                std::move(authenticator), http::CorsPolicy(config.allowed_origins),
@@ -173,6 +181,7 @@ class CollectordApp final : public Poco::Util::ServerApplication {
       options.tls_key_file = config.tls_key_file;
       // Bind before any job starts: a port in use must not cancel the recovered backlog.
       http::HttpServer server(options, service);
+      events.start();
       supervisor.start();
       server.start();
       log.information("listening on %s://%s:%d",
@@ -187,6 +196,7 @@ class CollectordApp final : public Poco::Util::ServerApplication {
 
       log.information("stopping");
       supervisor.stop();
+      events.stop();  // after the supervisor's last writes, which streams show
       server.stop();
       log.information("stopped");
       return EXIT_OK;

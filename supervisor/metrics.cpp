@@ -87,6 +87,14 @@ std::string Metrics::render() const {
   header(out, "collectord_progress_lines_dropped_total", "counter",
          "Protocol lines ignored as invalid.");
   out << "collectord_progress_lines_dropped_total " << progress_lines_dropped.load() << "\n";
+  header(out, "collectord_event_streams", "gauge", "Server-Sent Event streams open now.");
+  out << "collectord_event_streams " << event_streams.load() << "\n";
+  header(out, "collectord_event_streams_dropped_total", "counter",
+         "Event streams closed because the client read too slowly.");
+  out << "collectord_event_streams_dropped_total " << event_streams_dropped.load() << "\n";
+  header(out, "collectord_events_total", "counter",
+         "Job and batch events published to the event streams.");
+  out << "collectord_events_total " << events_published.load() << "\n";
   return out.str();
 }
 

@@ -29,6 +29,9 @@ class Metrics {
   std::atomic<std::uint64_t> store_write_failures{0};  // such transactions that failed
   std::atomic<std::int64_t> jobs_running{0};
   std::atomic<std::int64_t> jobs_queued{0};
+  std::atomic<std::int64_t> event_streams{0};            // Server-Sent Event streams open
+  std::atomic<std::uint64_t> event_streams_dropped{0};   // closed for reading too slowly
+  std::atomic<std::uint64_t> events_published{0};        // job and batch events rendered
 
   // The whole exposition, ending with a newline.
   std::string render() const;

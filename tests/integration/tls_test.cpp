@@ -115,5 +115,53 @@ TEST_F(Tls, PlainHttpOnTheTlsPortFailsAndTheServerGoesOn) {
   EXPECT_TRUE(processAlive(daemon_->pid()));
 }
 
+// The event streams write TLS records from their own thread, without blocking.
+TEST_F(Tls, EventStreamsWorkOverHttps) {
+  Poco::Net::Context::Ptr context = new Poco::Net::Context(
+      Poco::Net::Context::TLS_CLIENT_USE, "", "", "", Poco::Net::Context::VERIFY_NONE);
+  Poco::Net::HTTPSClientSession events("127.0.0.1", static_cast<Poco::UInt16>(daemon_->port()),
+                                       context);
+  events.setTimeout(Poco::Timespan(10, 0));
+  Poco::Net::HTTPRequest open(Poco::Net::HTTPRequest::HTTP_GET, "/api/events",
+                              Poco::Net::HTTPMessage::HTTP_1_1);
+  events.sendRequest(open);
+  Poco::Net::HTTPResponse head;
+  std::istream& stream = events.receiveResponse(head);
+  ASSERT_EQ(head.getStatus(), Poco::Net::HTTPResponse::HTTP_OK);
+  EXPECT_EQ(head.getContentType(), "text/event-stream");
+
+  Poco::Net::HTTPSClientSession trigger("127.0.0.1", static_cast<Poco::UInt16>(daemon_->port()),
+                                        context);
+  const std::string body = R"({"collectors": ["ninja"]})";
+  Poco::Net::HTTPRequest run(Poco::Net::HTTPRequest::HTTP_POST, "/api/collectors/run",
+                             Poco::Net::HTTPMessage::HTTP_1_1);
+  run.setContentType("application/json");
+  run.setContentLength(static_cast<std::streamsize>(body.size()));
+  trigger.sendRequest(run) << body;
+  Poco::Net::HTTPResponse created;
+  std::string answer;
+  Poco::StreamCopier::copyToString(trigger.receiveResponse(created), answer);
+  ASSERT_EQ(created.getStatus(), Poco::Net::HTTPResponse::HTTP_CREATED) << answer;
+  const std::string batch_id = answer.substr(answer.find("bc_"), 11);
+
+  // Live: every event of the run, up to the batch's end.
+  std::string line, last_batch;
+  while (std::getline(stream, line)) {
+    if (line.rfind("data: {\"batch_id\"", 0) == 0) last_batch = line;
+    if (last_batch.find("\"status\":\"completed\"") != std::string::npos) break;
+  }
+  EXPECT_NE(last_batch.find(batch_id), std::string::npos) << last_batch;
+  EXPECT_NE(last_batch.find("\"status\":\"completed\""), std::string::npos) << last_batch;
+
+  // An ended batch's stream: its state, then the server closes with TLS's close_notify.
+  auto ended = httpsGet(daemon_->port(), "/api/collectors/runs/batch/" + batch_id + "/events",
+                        context);
+  EXPECT_EQ(ended.status, 200);
+  EXPECT_EQ(ended.content_type, "text/event-stream");
+  EXPECT_NE(ended.body.find("event: job\n"), std::string::npos) << ended.body;
+  EXPECT_NE(ended.body.find("event: batch\ndata: {\"batch_id\":\"" + batch_id), std::string::npos)
+      << ended.body;
+}
+
 }  // namespace
 }  // namespace collectord::test
