@@ -8,6 +8,7 @@
 #include "job.h"
 #include "job_store.h"
 #include "supervisor.h"
+#include "webhook_store.h"
 
 namespace collectord::http {
 
@@ -35,6 +36,8 @@ class ApiContext {
   virtual std::shared_ptr<const Config> config() const = 0;
   // Every configured collector's live state, sorted by name.
   virtual std::vector<CollectorState> collectorStates() = 0;
+  // The webhook outbox (GET /api/webhooks/deliveries). Throws StoreError when there is none.
+  virtual WebhookStore& webhookStore() { throw StoreError("this daemon keeps no webhook outbox"); }
 };
 
 }  // namespace collectord::http

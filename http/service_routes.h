@@ -18,6 +18,9 @@ void addHealthRoutes(Router& router, ApiContext& context, Access access);
 void addMetricsRoutes(Router& router, const Metrics& metrics, Access access);
 // GET /api/openapi.json: openApiDocument() as application/json.
 void addOpenApiRoutes(Router& router, Access access);
+// GET /api/webhooks/deliveries?limit=N&state=S (admin): the webhook outbox, newest first, each
+// delivery with its attempts.
+void addWebhookRoutes(Router& router, ApiContext& context);
 // The built-in dashboard page, always public (it holds no data; the API calls it makes carry
 // the operator's key): GET / and GET /dashboard redirect to GET /dashboard/, which serves
 // web/index.html; GET /dashboard/{asset} serves app.js, app.css and favicon.svg. Each with its

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "schedule.h"
+#include "webhook.h"
 
 namespace collectord {
 
@@ -98,6 +99,8 @@ struct Config {
   int events_max_streams = 1000;                      // open at once; more are refused
   std::uint64_t events_client_buffer = 1024 * 1024;   // bytes waiting per client before a drop
   std::uint64_t events_replay_buffer = 8 * 1024 * 1024;  // recent events kept for resuming
+
+  WebhookSettings webhooks;  // [webhooks] and each [webhook.NAME]
 
   std::vector<CollectorConfig> collectors;  // sorted by name
   // Keys that were set but whose feature is not built yet ("auth.required", ...).

@@ -4,6 +4,7 @@
 // configuration names, and reloading on SIGHUP.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,7 +25,9 @@ std::unique_ptr<http::Authenticator> loadAuthenticator(const Config& config, std
 // restart applies are named in a warning.
 class ReloadOnHangup {
  public:
-  ReloadOnHangup(std::string config_path, Supervisor& supervisor, http::ApiService& service);
+  // `on_reload` (optional) gets each configuration applied, after the supervisor has it.
+  ReloadOnHangup(std::string config_path, Supervisor& supervisor, http::ApiService& service,
+                 std::function<void(const Config&)> on_reload = {});
   ~ReloadOnHangup();
 
   // The signals collectord acts on are blocked in every thread before any exists, so only the
@@ -40,6 +43,7 @@ class ReloadOnHangup {
   std::string path_;
   Supervisor& supervisor_;
   http::ApiService& service_;
+  std::function<void(const Config&)> on_reload_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

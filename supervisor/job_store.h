@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "job.h"
+#include "webhook.h"
 
 namespace collectord {
 
@@ -25,10 +26,12 @@ class JobStore {
   // Inserts a batch and its jobs (in trigger order) atomically. Returns false, writing
   // nothing, when an ID is already taken.
   virtual bool insertBatch(const BatchRecord& batch, const std::vector<JobRecord>& jobs) = 0;
-  // Writes the current state of these jobs and batches, and the earlier attempts of retried
-  // jobs, in one transaction.
+  // Writes the current state of these jobs and batches, the earlier attempts of retried jobs,
+  // and the webhook deliveries their new states cause, in one transaction. A delivery whose
+  // event ID and endpoint are already in the outbox is not written again (a retried write).
   virtual void save(const std::vector<JobRecord>& jobs, const std::vector<BatchRecord>& batches,
-                    const std::vector<std::pair<std::string, AttemptRecord>>& attempts = {}) = 0;
+                    const std::vector<std::pair<std::string, AttemptRecord>>& attempts = {},
+                    const std::vector<WebhookOutboxRow>& outbox = {}) = 0;
   // The earlier attempts of a job, oldest first.
   virtual std::vector<AttemptRecord> attemptsOf(const std::string& job_id) = 0;
 

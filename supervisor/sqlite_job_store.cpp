@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "migration.h"
+#include "sqlite_support.h"
 #include "time_format.h"
 
 namespace collectord {
@@ -27,6 +28,11 @@ namespace collectord {
 using namespace Poco::Data::Keywords;
 using Poco::Data::Session;
 using Poco::Data::Statement;
+using sqlite::Durability;
+using sqlite::guarded;
+using sqlite::inTransaction;
+using sqlite::openForWrite;
+using sqlite::openSession;
 
 namespace {
 
@@ -236,39 +242,6 @@ Poco::Nullable<double> durationOf(Micros started_at, std::optional<Micros> ended
   return nullable(durationSeconds(started_at, ended_at));
 }
 
-// Runs `work` inside a transaction on `session`, rolling back when it throws.
-template <typename Work>
-void inTransaction(Session& session, Work&& work) {
-  session.begin();
-  try {
-    work();
-    session.commit();
-  } catch (...) {
-    // SQLite ends the transaction itself on some failures (SQLITE_FULL in a commit): a failing
-    // rollback must not hide the error that matters.
-    try {
-      session.rollback();
-    } catch (const Poco::Exception& e) {
-      Poco::Logger::get("collectord.store").debug("rollback: %s", e.displayText());
-    }
-    throw;
-  }
-}
-
-// Turns any Poco failure into the store's one error type; module edge for Poco::Data.
-template <typename Fn>
-auto guarded(const char* what, Fn&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const StoreError&) {
-    throw;
-  } catch (const Poco::Exception& e) {
-    throw StoreError(std::string(what) + ": " + e.displayText());
-  } catch (const std::exception& e) {
-    throw StoreError(std::string(what) + ": " + e.what());
-  }
-}
-
 }  // namespace
 
 std::vector<std::string> splitSqlStatements(const std::string& sql) {
@@ -323,34 +296,8 @@ SqliteJobStore::SqliteJobStore(const std::string& path, std::string owner)
 
 SqliteJobStore::~SqliteJobStore() = default;
 
-namespace {
-
-Session open(Poco::Data::SessionPool& pool) {
-  Session session = pool.get();
-  session.setConnectionTimeout(10);  // seconds to wait for the write lock
-  return session;
-}
-
-// How a write transaction meets the disk. kSynced (synchronous = FULL): the commit is on disk
-// when it returns; for what the API acknowledges, a trigger's new batch. kOrdered (synchronous
-// = NORMAL, which in WAL mode syncs at checkpoints, not at each commit): a crash of collectord
-// loses nothing, a power loss may lose the last commits; for the stream of job-state updates,
-// where an fsync per job end would bound the spawn rate by the disk's sync latency.
-enum class Durability { kSynced, kOrdered };
-
-// A pooled session set up for a write; the setting is per connection, so every write sets it.
-Session openForWrite(Poco::Data::SessionPool& pool, Durability durability) {
-  Session session = open(pool);
-  session << (durability == Durability::kSynced ? "PRAGMA synchronous = FULL"
-                                                : "PRAGMA synchronous = NORMAL"),
-      now;
-  return session;
-}
-
-}  // namespace
-
 void SqliteJobStore::migrate() {
-  Session session = open(*pool_);
+  Session session = openSession(*pool_);
   session << "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
              "name TEXT NOT NULL, applied_at TEXT NOT NULL)",
       now;
@@ -372,7 +319,7 @@ void SqliteJobStore::migrate() {
 
 int SqliteJobStore::schemaVersion() {
   return guarded("cannot read the schema version", [&] {
-    Session session = open(*pool_);
+    Session session = openSession(*pool_);
     Poco::Nullable<int> version;
     session << "SELECT MAX(version) FROM schema_migrations", into(version), now;
     return version.isNull() ? 0 : version.value();
@@ -427,6 +374,14 @@ void insertAttempt(Session& session, const std::string& job_id, const AttemptRec
       bind(a.error), now;
 }
 
+// A retried write of the same state change inserts nothing: (event_id, endpoint) is unique.
+void insertOutboxRow(Session& session, const WebhookOutboxRow& row) {
+  session << "INSERT OR IGNORE INTO webhook_deliveries (event_id, endpoint, event_type, body, "
+             "created_at, next_attempt_at) VALUES (?,?,?,?,?,?)",
+      bind(row.event_id), bind(row.endpoint), bind(row.event_type), bind(row.body),
+      bind(row.created_at), bind(row.created_at), now;
+}
+
 bool exists(Session& session, const char* table, const char* column, const std::string& id) {
   int count = 0;
   session << "SELECT COUNT(*) FROM " << table << " WHERE " << column << " = ?", bind(id),
@@ -457,13 +412,15 @@ bool SqliteJobStore::insertBatch(const BatchRecord& batch, const std::vector<Job
 
 void SqliteJobStore::save(const std::vector<JobRecord>& jobs,
                           const std::vector<BatchRecord>& batches,
-                          const std::vector<std::pair<std::string, AttemptRecord>>& attempts) {
+                          const std::vector<std::pair<std::string, AttemptRecord>>& attempts,
+                          const std::vector<WebhookOutboxRow>& outbox) {
   guarded("cannot save job state", [&] {
     Session session = openForWrite(*pool_, Durability::kOrdered);
     inTransaction(session, [&] {
       for (const BatchRecord& b : batches) upsertBatch(session, b);
       for (const JobRecord& j : jobs) updateJob(session, j, owner_);
       for (const auto& [job_id, attempt] : attempts) insertAttempt(session, job_id, attempt);
+      for (const WebhookOutboxRow& row : outbox) insertOutboxRow(session, row);
     });
   });
 }

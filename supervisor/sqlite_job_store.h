@@ -7,6 +7,7 @@
 
 #include "job_store.h"
 #include "unique_fd.h"
+#include "webhook_store.h"
 
 namespace Poco::Data {
 class SessionPool;
@@ -19,7 +20,8 @@ class SqliteReader;
 // JobStore on a SQLite file, in WAL mode so readers (HTTP threads) never wait for the writer
 // (the supervisor thread). Writes and migrations go through Poco::Data; reads, the path of every
 // status request, through SQLite's own API on kept connections with statements prepared once.
-class SqliteJobStore final : public JobStore {
+// It also holds the webhook outbox (sqlite_webhook_store.cpp).
+class SqliteJobStore final : public JobStore, public WebhookStore {
  public:
   // Opens or creates the database at `path` and applies pending migrations. `owner` names
   // this daemon instance in the rows it writes. Holds an exclusive lock on PATH.lock for its
@@ -31,7 +33,8 @@ class SqliteJobStore final : public JobStore {
 
   bool insertBatch(const BatchRecord& batch, const std::vector<JobRecord>& jobs) override;
   void save(const std::vector<JobRecord>& jobs, const std::vector<BatchRecord>& batches,
-            const std::vector<std::pair<std::string, AttemptRecord>>& attempts = {}) override;
+            const std::vector<std::pair<std::string, AttemptRecord>>& attempts = {},
+            const std::vector<WebhookOutboxRow>& outbox = {}) override;
   std::vector<AttemptRecord> attemptsOf(const std::string& job_id) override;
   std::optional<BatchRecord> findBatch(const std::string& batch_id) override;
   std::vector<JobRecord> jobsOfBatch(const std::string& batch_id) override;
@@ -43,6 +46,18 @@ class SqliteJobStore final : public JobStore {
   void ping() override;
   std::optional<Micros> lastScheduledRun(const std::string& collector) override;
   void recordScheduledRun(const std::string& collector, Micros at) override;
+
+  std::vector<WebhookDeliveryRecord> dueWebhookDeliveries(const std::string& endpoint,
+                                                          Micros now, int limit) override;
+  std::optional<Micros> nextWebhookDue(const std::string& endpoint) override;
+  void recordWebhookAttempt(std::int64_t delivery_id, const WebhookAttemptRecord& attempt,
+                            DeliveryState state, Micros next_attempt_at) override;
+  std::vector<WebhookDeliveryRecord> webhookDeliveries(int limit,
+                                                       std::optional<DeliveryState> state) override;
+  std::vector<std::string> pendingWebhookEndpoints() override;
+  int abandonWebhookDeliveries(const std::string& endpoint, const std::string& error,
+                               Micros now) override;
+  int pruneWebhookDeliveries(Micros before) override;
 
   // The highest applied migration version.
   int schemaVersion();

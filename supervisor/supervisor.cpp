@@ -342,8 +342,11 @@ bool Supervisor::Impl::flush() {
     rollUp(it->second);
     batch_rows.push_back(it->second.record);
   }
+  const std::vector<WebhookEvent> events = newEvents(job_rows, batch_rows);
+  const auto outbox =
+      webhookOutboxRows(events, config()->webhooks, options.webhook_payload, nowMicros());
   try {
-    store.save(job_rows, batch_rows, attempt_rows);
+    store.save(job_rows, batch_rows, attempt_rows, outbox);
   } catch (const StoreError& e) {
     log.error("cannot write job state, retrying: %s", std::string(e.what()));
     ++metrics.store_write_failures;
@@ -352,7 +355,17 @@ bool Supervisor::Impl::flush() {
     return false;
   }
   ++metrics.store_writes;
+  metrics.webhook_events_queued += outbox.size();
   setStoreFault("");
+  // Only now, with the write in the store: a failed write produces the same events again when
+  // it is retried, and the outbox ignores a delivery it already holds.
+  for (const WebhookEvent& event : events) {
+    if (event.type >= WebhookEventType::kJobCompleted) {
+      if (Job* job = findJob(event.jobs.front().job_id)) job->event_written = true;
+    } else if (const auto it = batches.find(event.batch.batch_id); it != batches.end()) {
+      it->second.event_written = true;
+    }
+  }
   saved(std::move(job_rows), std::move(batch_rows));
   for (const std::string& id : dirty_jobs) {
     if (Job* job = findJob(id)) {
@@ -365,6 +378,27 @@ bool Supervisor::Impl::flush() {
   dirty_batches.clear();
   updateGauges();
   return true;
+}
+
+std::vector<WebhookEvent> Supervisor::Impl::newEvents(const std::vector<JobRecord>& job_rows,
+                                                      const std::vector<BatchRecord>& batch_rows) {
+  std::vector<WebhookEvent> events;
+  for (const JobRecord& row : job_rows) {
+    const Job* job = findJob(row.job_id);
+    const auto batch = batches.find(row.batch_id);
+    if (!job || job->event_written || batch == batches.end()) continue;
+    if (auto event = jobEvent(row, batch->second.record)) events.push_back(std::move(*event));
+  }
+  for (const BatchRecord& row : batch_rows) {
+    const auto batch = batches.find(row.batch_id);
+    if (batch == batches.end() || batch->second.event_written) continue;
+    std::vector<JobRecord> of_batch;
+    for (const std::string& id : batch->second.job_ids) {
+      if (const Job* job = findJob(id)) of_batch.push_back(job->sm.record());
+    }
+    if (auto event = batchEvent(row, std::move(of_batch))) events.push_back(std::move(*event));
+  }
+  return events;
 }
 
 void Supervisor::Impl::saved(std::vector<JobRecord> jobs, std::vector<BatchRecord> batches) {
@@ -425,6 +459,7 @@ void Supervisor::Impl::recover() {
     }
     Batch& b = batches[left.batch_id];
     b.record = *batch;
+    b.event_written = isTerminal(batch->status);
     int position = 0;
     for (JobRecord& r : store.jobsOfBatch(left.batch_id)) {
       b.job_ids.push_back(r.job_id);

@@ -12,6 +12,7 @@
 #include "job_store.h"
 #include "metrics.h"
 #include "progress_update.h"
+#include "webhook.h"
 
 namespace collectord {
 
@@ -73,6 +74,10 @@ struct SupervisorOptions {
   // the order written (never for a write that failed: it is retried and reported then). Must
   // not block; hand the change to another thread. Registered by main (event streams, webhooks).
   std::vector<std::function<void(const StateChange&)>> on_saved;
+  // Renders a webhook event's body. With it, each write that makes a batch or job terminal also
+  // writes, in the same transaction, a webhook delivery per configured endpoint that wants the
+  // event (config.webhooks); each terminal batch or job gives its event once. Set by main.
+  WebhookPayloadRenderer webhook_payload;
 };
 
 // Runs collectors and owns every active job's state on one thread of its own. Other threads

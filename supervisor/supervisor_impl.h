@@ -54,7 +54,13 @@ struct Supervisor::Impl {
   // written to the store.
   struct Job {
     Job(JobRecord record, std::shared_ptr<const CollectorConfig> config, int pos)
-        : sm(std::move(record)), collector(std::move(config)), position(pos) {}
+        : event_written(isTerminal(record.status)),
+          sm(std::move(record)),
+          collector(std::move(config)),
+          position(pos) {}
+    // Its terminal state and webhook event are in the store (a job recovered terminal had
+    // them written by the instance that ended it).
+    bool event_written;
     JobStateMachine sm;
     std::shared_ptr<const CollectorConfig> collector;  // null if no longer configured
     int position;                                      // in its batch
@@ -74,6 +80,7 @@ struct Supervisor::Impl {
   struct Batch {
     BatchRecord record;
     std::vector<std::string> job_ids;  // trigger order
+    bool event_written = false;        // as Job::event_written
   };
 
   Impl(Config cfg, JobStore& job_store, SupervisorOptions opts, Metrics* m)
@@ -235,9 +242,15 @@ struct Supervisor::Impl {
   void scheduleFlush(Clock::duration delay);
   void scheduleFlush();
 
-  // Writes every dirty job and its batch in one transaction; on failure keeps them dirty and
-  // tries again later, so a passing store fault loses nothing. False when the write failed.
+  // Writes every dirty job and its batch in one transaction, with the webhook deliveries of
+  // those that became terminal; on failure keeps them dirty and tries again later, so a passing
+  // store fault loses nothing. False when the write failed.
   bool flush();
+
+  // The webhook events of the jobs and batches about to be written that became terminal and
+  // have not had theirs written yet.
+  std::vector<WebhookEvent> newEvents(const std::vector<JobRecord>& job_rows,
+                                      const std::vector<BatchRecord>& batch_rows);
 
   void rollUp(Batch& batch);
 

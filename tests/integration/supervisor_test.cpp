@@ -31,9 +31,10 @@ class CountingStore final : public JobStore {
     return real_.insertBatch(b, j);
   }
   void save(const std::vector<JobRecord>& j, const std::vector<BatchRecord>& b,
-            const std::vector<std::pair<std::string, AttemptRecord>>& a = {}) override {
+            const std::vector<std::pair<std::string, AttemptRecord>>& a = {},
+            const std::vector<WebhookOutboxRow>& o = {}) override {
     ++saves;
-    real_.save(j, b, a);
+    real_.save(j, b, a, o);
   }
   std::vector<AttemptRecord> attemptsOf(const std::string& id) override { return real_.attemptsOf(id); }
   std::optional<BatchRecord> findBatch(const std::string& id) override { return real_.findBatch(id); }

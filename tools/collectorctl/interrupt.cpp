@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <thread>
 
 namespace collectorctl {
@@ -24,6 +25,10 @@ void catchInterrupts() {
 }
 
 bool interrupted() { return g_interrupted.load(); }
+
+void exitIfOutputClosed(std::ostream& out) {
+  if (!out) std::_Exit(128 + SIGPIPE);
+}
 
 bool sleepUnlessInterrupted(std::chrono::milliseconds duration) {
   // Slices short enough that Ctrl-C feels immediate.

@@ -4,6 +4,7 @@
 #include <map>
 #include <tuple>
 
+#include "interrupt.h"
 #include "progress_view.h"
 #include "text_format.h"
 
@@ -41,6 +42,7 @@ class LineView : public ProgressView {
     }
     last_notice_ = notice;
     out_.flush();
+    exitIfOutputClosed(out_);
   }
 
   void finish(const RunState& state) override { update(state, ""); }

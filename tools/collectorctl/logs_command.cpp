@@ -75,6 +75,7 @@ class LogReader {
     size_ = headerNumber(last_, "X-Log-Size").value_or(next_);
     last_text_empty_ = last_.body.empty();
     context_.out << last_.body << std::flush;
+    exitIfOutputClosed(context_.out);
     return std::nullopt;
   }
 

@@ -2,6 +2,7 @@
 // status. Everything else lives in the parts.
 
 #include <Poco/Net/SSLManager.h>
+#include <signal.h>
 
 #include <clocale>
 #include <iostream>
@@ -28,6 +29,9 @@ int main(int argc, char** argv) {
   using namespace collectorctl;
   // The user's locale decides whether text is UTF-8 (bars, widths of wide characters).
   std::setlocale(LC_CTYPE, "");
+  // A server that closes a connection while a request is being sent must be an error to report,
+  // not a signal that ends collectorctl silently; a closed stdout is noticed where it is written.
+  ::signal(SIGPIPE, SIG_IGN);
   std::ios::sync_with_stdio(false);
 
   const std::vector<std::string> args(argv + 1, argv + argc);

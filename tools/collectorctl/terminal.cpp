@@ -52,8 +52,7 @@ bool localeIsUtf8() {
 // it, else 1 (a terminal that cannot say shows one cell, or a replacement glyph).
 std::size_t columnsOf(char32_t cp) {
   if (cp < 0x80) return 1;
-  static const bool utf8 = localeIsUtf8();
-  if (!utf8) return 1;
+  if (!localeIsUtf8()) return 1;
   const int width = ::wcwidth(static_cast<wchar_t>(cp));
   return width < 0 ? 1 : static_cast<std::size_t>(width);
 }

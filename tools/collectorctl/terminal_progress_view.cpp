@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "interrupt.h"
 #include "progress_view.h"
 #include "text_format.h"
 
@@ -138,6 +139,7 @@ class TerminalView : public ProgressView {
     }
     drawn_ = count;
     out_ << frame << std::flush;
+    exitIfOutputClosed(out_);
   }
 
   std::ostream& out_;
