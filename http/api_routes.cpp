@@ -21,6 +21,7 @@ void addApiRoutes(Router& router, ApiContext& context, const Metrics& metrics,
   addOpenApiRoutes(router, docs);
   addHealthRoutes(router, context, open.health ? Access::kPublic : Access::kRead);
   addMetricsRoutes(router, metrics, open.metrics ? Access::kPublic : Access::kRead);
+  addWebhookRoutes(router, context);
   addDashboardRoutes(router);
 }
 

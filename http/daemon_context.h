@@ -10,7 +10,9 @@ namespace collectord::http {
 // in effect, replaced on reload).
 class DaemonContext final : public ApiContext {
  public:
-  DaemonContext(JobStore& store, Supervisor& supervisor) : store_(store), supervisor_(supervisor) {}
+  // `webhooks` (optional) is the webhook outbox, usually the same object as `store`.
+  DaemonContext(JobStore& store, Supervisor& supervisor, WebhookStore* webhooks = nullptr)
+      : store_(store), supervisor_(supervisor), webhooks_(webhooks) {}
 
   // While job state cannot be written, the store is behind the truth: answering from it would
   // show a dashboard a stale state, so every read answers 503 until the writes catch up.
@@ -43,6 +45,9 @@ class DaemonContext final : public ApiContext {
   }
   std::shared_ptr<const Config> config() const override { return supervisor_.config(); }
   std::vector<CollectorState> collectorStates() override { return supervisor_.collectorStates(); }
+  WebhookStore& webhookStore() override {
+    return webhooks_ ? *webhooks_ : ApiContext::webhookStore();
+  }
   std::string notReadyReason() override {
     if (!supervisor_.accepting()) return "collectord is shutting down";
     if (std::string fault = supervisor_.storeFault(); !fault.empty()) {
@@ -59,6 +64,7 @@ class DaemonContext final : public ApiContext {
  private:
   JobStore& store_;
   Supervisor& supervisor_;
+  WebhookStore* webhooks_;
 };
 
 // Which of the routes outside /api/collectors need no credentials.

@@ -68,10 +68,12 @@ void warnAboutRestartOnlyChanges(const Config& before, const Config& after) {
 }  // namespace
 
 ReloadOnHangup::ReloadOnHangup(std::string config_path, Supervisor& supervisor,
-                               http::ApiService& service)
+                               http::ApiService& service,
+                               std::function<void(const Config&)> on_reload)
     : path_(std::move(config_path)),
       supervisor_(supervisor),
       service_(service),
+      on_reload_(std::move(on_reload)),
       thread_([this] { run(); }) {}
 
 ReloadOnHangup::~ReloadOnHangup() {
@@ -120,6 +122,7 @@ void ReloadOnHangup::reload() {
   const auto n = loaded.config->collectors.size();
   supervisor_.reload(std::move(*loaded.config));
   service_.setAuthenticator(std::move(auth));
+  if (on_reload_) on_reload_(*supervisor_.config());
   log.information("reloaded: %z collectors; running jobs keep their settings", n);
 }
 

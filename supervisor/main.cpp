@@ -33,6 +33,8 @@
 #include "sqlite_job_store.h"
 #include "supervisor.h"
 #include "time_format.h"
+#include "webhook_sender.h"
+#include "webhook_views.h"
 
 namespace collectord {
 namespace {
@@ -158,10 +160,13 @@ class CollectordApp final : public Poco::Util::ServerApplication {
                             {config.events_heartbeat, config.events_max_streams,
                              config.events_client_buffer, config.events_replay_buffer},
                             metrics);
+      WebhookSender webhooks(store, metrics);
       SupervisorOptions supervision;
       supervision.on_saved.push_back([&events](const StateChange& c) { events.publish(c); });
+      supervision.on_saved.push_back([&webhooks](const StateChange& c) { webhooks.noteSaved(c); });
+      supervision.webhook_payload = http::webhookPayloadJson;
       Supervisor supervisor(config, store, supervision, &metrics);
-      http::DaemonContext context(store, supervisor);
+      http::DaemonContext context(store, supervisor, &store);
       http::Router router;
       http::addApiRoutes(router, context, metrics, config.docs_directory,
                          {config.public_docs, config.public_health, config.public_metrics},
@@ -183,6 +188,7 @@ class CollectordApp final : public Poco::Util::ServerApplication {
       http::HttpServer server(options, service);
       events.start();
       supervisor.start();
+      webhooks.configure(config.webhooks);  // after recovery, whose events it delivers
       server.start();
       log.information("listening on %s://%s:%d",
                       std::string(options.tls_cert_file.empty() ? "http" : "https"),
@@ -190,12 +196,14 @@ class CollectordApp final : public Poco::Util::ServerApplication {
       if (!port_file_.empty()) writePortFile(port_file_, server.port());
 
       {
-        ReloadOnHangup reloader(config.file, supervisor, service);
+        ReloadOnHangup reloader(config.file, supervisor, service,
+                                [&webhooks](const Config& c) { webhooks.configure(c.webhooks); });
         waitForTerminationRequest();
       }  // no reload once stopping has begun
 
       log.information("stopping");
       supervisor.stop();
+      webhooks.stop();  // what is still pending goes out after the next start
       events.stop();  // after the supervisor's last writes, which streams show
       server.stop();
       log.information("stopped");

@@ -43,6 +43,13 @@ void Metrics::httpRequest(const std::string& route, int status) {
   ++requests_[{route, status}];
 }
 
+void Metrics::webhookAttempt(const std::string& endpoint, bool succeeded,
+                             const std::string& final_state) {
+  std::lock_guard lock(mutex_);
+  ++webhook_attempts_[{endpoint, succeeded}];
+  if (!final_state.empty()) ++webhook_deliveries_[{endpoint, final_state}];
+}
+
 std::string Metrics::render() const {
   std::ostringstream out;
   std::lock_guard lock(mutex_);
@@ -87,6 +94,21 @@ std::string Metrics::render() const {
   header(out, "collectord_progress_lines_dropped_total", "counter",
          "Protocol lines ignored as invalid.");
   out << "collectord_progress_lines_dropped_total " << progress_lines_dropped.load() << "\n";
+  header(out, "collectord_webhook_events_total", "counter",
+         "Webhook deliveries written to the outbox (one per event and endpoint).");
+  out << "collectord_webhook_events_total " << webhook_events_queued.load() << "\n";
+  header(out, "collectord_webhook_attempts_total", "counter",
+         "Attempts to deliver a webhook, by endpoint and result (2xx or not).");
+  for (const auto& [key, n] : webhook_attempts_) {
+    out << "collectord_webhook_attempts_total{endpoint=\"" << label(key.first) << "\",result=\""
+        << (key.second ? "success" : "failure") << "\"} " << n << "\n";
+  }
+  header(out, "collectord_webhook_deliveries_total", "counter",
+         "Webhook deliveries that ended, by endpoint and state (delivered or failed).");
+  for (const auto& [key, n] : webhook_deliveries_) {
+    out << "collectord_webhook_deliveries_total{endpoint=\"" << label(key.first)
+        << "\",state=\"" << label(key.second) << "\"} " << n << "\n";
+  }
   header(out, "collectord_event_streams", "gauge", "Server-Sent Event streams open now.");
   out << "collectord_event_streams " << event_streams.load() << "\n";
   header(out, "collectord_event_streams_dropped_total", "counter",

@@ -20,6 +20,9 @@ class Metrics {
 
   void jobEnded(const std::string& collector, const std::string& status, double seconds);
   void httpRequest(const std::string& route, int status);
+  // One attempt to deliver a webhook to `endpoint`; `final_state` is "delivered" or "failed"
+  // when the attempt ended the delivery, empty when it will be retried.
+  void webhookAttempt(const std::string& endpoint, bool succeeded, const std::string& final_state);
 
   std::atomic<std::uint64_t> progress_lines_received{0};
   std::atomic<std::uint64_t> progress_lines_dropped{0};
@@ -27,6 +30,7 @@ class Metrics {
   std::atomic<std::uint64_t> auth_failed{0};
   std::atomic<std::uint64_t> store_writes{0};          // transactions of job state written
   std::atomic<std::uint64_t> store_write_failures{0};  // such transactions that failed
+  std::atomic<std::uint64_t> webhook_events_queued{0};  // deliveries written to the outbox
   std::atomic<std::int64_t> jobs_running{0};
   std::atomic<std::int64_t> jobs_queued{0};
   std::atomic<std::int64_t> event_streams{0};            // Server-Sent Event streams open
@@ -47,6 +51,9 @@ class Metrics {
   std::map<std::pair<std::string, std::string>, std::uint64_t> jobs_;  // (collector, status)
   std::map<std::string, Histogram> durations_;                         // by collector
   std::map<std::pair<std::string, int>, std::uint64_t> requests_;      // (route, status)
+  std::map<std::pair<std::string, bool>, std::uint64_t> webhook_attempts_;  // (endpoint, ok)
+  // (endpoint, "delivered" or "failed")
+  std::map<std::pair<std::string, std::string>, std::uint64_t> webhook_deliveries_;
 };
 
 }  // namespace collectord
