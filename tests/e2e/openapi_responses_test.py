@@ -12,7 +12,9 @@ scheduled ones: it covers cancelling (queued: 200, running: 202, ended: 409), th
 (offset/limit, tail, the X-Log-* headers) and GET /api/collectors before, during and after runs.
 PUT /api/collectors/runs/job/{job_id} (progress over HTTP) is exercised on a running job (200),
 with bodies the protocol refuses (400), on a queued job and on ended ones (409).
-A third daemon with credentials and a tiny rate limit provides 401, 403 and 429.
+A third daemon with credentials and a tiny rate limit provides 401, 403 and 429. A fourth
+delivers webhooks to a receiver that fails once and to an endpoint nobody listens on, for
+GET /api/webhooks/deliveries.
 
 Usage: openapi_responses_test.py --daemon PATH/TO/collectord [--spec http/openapi.json]
 
@@ -25,15 +27,18 @@ import argparse
 import datetime
 import glob
 import http.client
+import http.server
 import importlib.metadata
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 EXIT_SKIP = 77
@@ -1081,6 +1086,60 @@ def auth_flow(run, binary, root):
                    f"exit code {code}\n{daemon.log()}")
 
 
+class FlakyReceiver(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver that answers 500 to its first request and 200 to the others."""
+
+    requests = 0
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        FlakyReceiver.requests += 1
+        self.send_response(500 if FlakyReceiver.requests == 1 else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def webhook_flow(run, binary, root):
+    """GET /api/webhooks/deliveries listing a delivery that needed a retry and one still pending
+    to an endpoint nobody listens on (attempts without an HTTP status), and its 400s."""
+    receiver = http.server.HTTPServer(("127.0.0.1", 0), FlakyReceiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]  # closed again before the daemon starts
+    extra = ("[webhooks]\nretry_backoff = 100ms\nretry_backoff_max = 100ms\nmax_attempts = 1000\n"
+             f"[webhook.up]\nurl = http://127.0.0.1:{receiver.server_address[1]}/hook\n"
+             "secret = s\nevents = batch.completed\n"
+             f"[webhook.down]\nurl = http://127.0.0.1:{closed_port}/hook\n"
+             "secret = s\nevents = *\n")
+    folder, _ = make_folder(root, "webhooks", main_extra=extra,
+                            collectors=(("alpha", "#!/bin/sh\nexit 0\n", ""),))
+    daemon = Daemon(binary, folder)
+    get = lambda target: daemon.request("GET", target)  # noqa: E731
+    try:
+        run.validate(get("/api/webhooks/deliveries"), 200, "nothing has ended yet")
+        run.validate(daemon.request("POST", "/api/collectors/run", '{"collectors": ["alpha"]}'),
+                     201)
+
+        def settled(body):
+            states = {(d["endpoint"], d["state"], d["attempt_count"] >= 2)
+                      for d in body["deliveries"]}
+            return len(body["deliveries"]) == 3 and ("up", "delivered", True) in states and \
+                ("down", "pending", True) in states
+        reply, reached = poll(daemon, "/api/webhooks/deliveries", settled)
+        if run.expect(reached, "one delivery retried then delivered, two pending", reply.show()):
+            run.validate(reply, 200, "delivered after a retry, and pending")
+        run.validate(get("/api/webhooks/deliveries?state=pending&limit=1"), 200, "filtered")
+        run.validate(get("/api/webhooks/deliveries?limit=0"), 400, "limit=0")
+        run.validate(get("/api/webhooks/deliveries?state=done"), 400, "an unknown state")
+    finally:
+        daemon.stop()
+        receiver.shutdown()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--daemon", required=True, help="the collectord binary")
@@ -1105,6 +1164,7 @@ def main():
                    f"exit code {code}\n{daemon.log()}")
         control_flow(run, args.daemon, root)
         auth_flow(run, args.daemon, root)
+        webhook_flow(run, args.daemon, root)
     except Exception as error:  # a crash of the test itself still ends with the tally
         run.results.fail("the test ran to its end", f"{type(error).__name__}: {error}")
     finally:
