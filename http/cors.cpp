@@ -25,7 +25,8 @@ Response CorsPolicy::preflight(const std::string* origin, const std::string& all
     response.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
     response.headers.emplace_back(
         "Access-Control-Allow-Headers",
-        "Content-Type, Authorization, X-Requested-With, X-API-Key, Cache-Control, Pragma");
+        "Content-Type, Authorization, X-Requested-With, X-API-Key, Cache-Control, Pragma, "
+        "Last-Event-ID");
     response.headers.emplace_back("Access-Control-Max-Age", "86400");
   }
   return response;

@@ -20,7 +20,8 @@ const std::vector<std::string> kAllowed = {"https://dashboards.enersystems.com",
                                            "http://localhost:3000", "http://localhost:8080"};
 const std::string kMethods = "GET, POST, PUT, DELETE, OPTIONS";
 const std::string kHeaders =
-    "Content-Type, Authorization, X-Requested-With, X-API-Key, Cache-Control, Pragma";
+    "Content-Type, Authorization, X-Requested-With, X-API-Key, Cache-Control, Pragma, "
+    "Last-Event-ID";
 const std::string kExposed =
     "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After";
 

@@ -66,7 +66,8 @@ TEST(Cors, AllowedOriginGetsCredentialsAndOthersGetNothing) {
       << "decorate() adds it, once; a doubled header makes browsers refuse the response";
   EXPECT_TRUE(has("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS"));
   EXPECT_TRUE(has("Access-Control-Allow-Headers",
-                  "Content-Type, Authorization, X-Requested-With, X-API-Key, Cache-Control, Pragma"));
+                  "Content-Type, Authorization, X-Requested-With, X-API-Key, Cache-Control, "
+                  "Pragma, Last-Event-ID"));
   EXPECT_TRUE(has("Access-Control-Max-Age", "86400"));
 }
 
