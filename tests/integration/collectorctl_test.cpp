@@ -555,6 +555,10 @@ TEST_F(Collectorctl, StatusWaitFollowsARunningJobToItsEnd) {
       << program->out();
   EXPECT_NE(program->out().find("batch " + t.batch_id + " completed 100%"), std::string::npos)
       << program->out();
+  // --json: the job's own final document.
+  const RunResult json = ctl({"status", t.job_ids[0], "--wait", "--json"});
+  EXPECT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_EQ(json.out, api().job(t.job_ids[0]).body + "\n");
 }
 
 // --- latest, history, collectors --------------------------------------------------------------

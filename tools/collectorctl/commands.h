@@ -52,7 +52,8 @@ namespace collectorctl {
 class RunState;
 // Follows the runs in `state` to their end (as run --wait does) and returns the exit status:
 // 0 when every followed job completed, 1 when one failed or was cancelled, 3 when the server
-// refused or could not be reached, 130 when interrupted.
-int waitForRuns(CommandContext& context, RunState& state);
+// refused or could not be reached, 130 when interrupted. With --json it prints, at the end, the
+// document at `json_path` when one is given, else each followed batch's.
+int waitForRuns(CommandContext& context, RunState& state, const std::string& json_path = "");
 
 }  // namespace collectorctl

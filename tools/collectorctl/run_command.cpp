@@ -37,7 +37,7 @@ std::string requestBody(const CommandContext& context) {
 
 }  // namespace
 
-int waitForRuns(CommandContext& context, RunState& state) {
+int waitForRuns(CommandContext& context, RunState& state, const std::string& json_path) {
   FollowOptions options;
   if (auto interval = context.line.value("interval")) {
     options.interval = std::chrono::milliseconds(parseMilliseconds(*interval).value_or(500));
@@ -60,7 +60,11 @@ int waitForRuns(CommandContext& context, RunState& state) {
     context.err << "collectorctl: " << result.error << "\n";
     return kExitServer;
   }
-  if (context.json) {
+  if (context.json && !json_path.empty()) {
+    const ApiResponse final_state = context.client.get(json_path);
+    if (!final_state.ok()) return reportFailure(context, final_state);
+    printJson(context, final_state.body);
+  } else if (context.json) {
     for (const BatchProgress& batch : state.batches()) printJson(context, batch.json);
   } else if (context.out_is_terminal) {
     printSummary(context.out, state, context.style);

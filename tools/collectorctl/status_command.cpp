@@ -180,7 +180,11 @@ int runStatus(CommandContext& context) {
   if (!response.ok() || !document) return reportFailure(context, response);
   if (context.line.has("wait")) {
     RunState state = stateFor(id, resolved.batch, *document);
-    if (!state.jobs().empty()) return waitForRuns(context, state);
+    if (!state.jobs().empty()) {
+      // --json: the final document of what was asked for, a job's own when it was a job.
+      return waitForRuns(context, state,
+                         resolved.batch ? "" : "/api/collectors/runs/job/" + encodeComponent(id));
+    }
   }
   if (context.json) {
     printJson(context, response.body);
