@@ -118,11 +118,15 @@ void SqliteJobStore::recordWebhookAttempt(std::int64_t delivery_id,
           state == DeliveryState::kPending
               ? std::nullopt
               : std::optional<Micros>(attempt.started_at + attempt.duration_ms * 1000);
+      // A delivery ended meanwhile (its endpoint was removed) stays ended unless this attempt
+      // delivered it after all: the receiver has it, and the outbox says so.
+      const std::string new_state(toString(state));
       session << "UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, "
-                 "last_status = ?, last_error = ?, finished_at = ? WHERE delivery_id = ?",
-          bind(std::string(toString(state))), bind(attempt.attempt), bind(next_attempt_at),
+                 "last_status = ?, last_error = ?, finished_at = ? WHERE delivery_id = ? AND "
+                 "(state = 'pending' OR ? = 'delivered')",
+          bind(new_state), bind(attempt.attempt), bind(next_attempt_at),
           bind(nullable(attempt.http_status)), bind(nullable(attempt.error)),
-          bind(nullable(finished)), bind(id), Poco::Data::Keywords::now;
+          bind(nullable(finished)), bind(id), bind(new_state), Poco::Data::Keywords::now;
     });
   });
 }

@@ -335,7 +335,10 @@ void WebhookSender::deliver(Worker& worker, const WebhookEndpoint& endpoint,
       error = e.what();
     }
   }
-  if (worker.stopping()) return;  // cut off by stop(): the receiver did not fail this one
+  // Cut off by stop() before an answer: the receiver did not fail this one, and the next start
+  // sends it again. An answer that did arrive is recorded, a 2xx above all: not recording it
+  // would deliver the event a second time.
+  if (!status && worker.stopping()) return;
   attempt.duration_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
   attempt.http_status = status;

@@ -58,7 +58,8 @@ class WebhookStore {
   // When the next pending delivery to `endpoint` is due; nullopt when none is pending.
   virtual std::optional<Micros> nextWebhookDue(const std::string& endpoint) = 0;
   // Records an attempt and what the delivery becomes, in one transaction: `state` (pending with
-  // `next_attempt_at`, delivered, or failed), attempts, last_status and last_error.
+  // `next_attempt_at`, delivered, or failed), attempts, last_status and last_error. A delivery
+  // that is no longer pending keeps its state unless `state` is delivered.
   virtual void recordWebhookAttempt(std::int64_t delivery_id, const WebhookAttemptRecord& attempt,
                                     DeliveryState state, Micros next_attempt_at) = 0;
   // The most recent deliveries, newest first, optionally only those in `state`, with their

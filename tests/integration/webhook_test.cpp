@@ -203,9 +203,14 @@ class Webhooks : public ::testing::Test {
     EXPECT_EQ(accepting->requests().size(), 1u);
     const auto listed = deliveries(client)[0];
     EXPECT_EQ(jsonOf(*listed, "event_id"), jsonString(event_id));
-    EXPECT_EQ(listed->getValue<std::size_t>("attempt_count"), refused + 1)
-        << "the attempts before the restart are still counted and listed";
-    EXPECT_EQ(objectsOf(*listed, "attempts").size(), refused + 1);
+    // The attempts before the restart are still counted and listed: at least the two seen
+    // before the stop, at most every request the refusing receiver got (the stop or the kill
+    // may come between a request and the record of its answer).
+    const auto attempts = listed->getValue<std::size_t>("attempt_count");
+    EXPECT_GE(attempts, 3u);
+    EXPECT_LE(attempts, refused + 1);
+    EXPECT_EQ(objectsOf(*listed, "attempts").size(), attempts);
+    EXPECT_EQ(jsonOf(*objectsOf(*listed, "attempts").back(), "http_status"), "200");
   }
 
   TempDir dir_;
@@ -453,13 +458,15 @@ TEST_F(Webhooks, AReloadAddsAndRemovesEndpoints) {
   EXPECT_EQ(jsonOf(*old[0], "last_error"), jsonString("endpoint 'old' is no longer configured"));
 
   const Triggered second = triggerOrThrow(client, {"ninja"});
-  ASSERT_TRUE(waitUntil([&] { return accepting->requests().size() == 1; })) << daemon.logText();
+  ASSERT_TRUE(waitUntil([&] { return deliveries(client, "?state=delivered").size() == 1; }))
+      << daemon.logText();
+  ASSERT_EQ(accepting->requests().size(), 1u);
   EXPECT_EQ(jsonOf(*accepting->requests()[0], "event_id"),
             jsonString("batch.completed:" + second.batch_id));
-  const std::size_t refused = refusing->requests().size();
-  EXPECT_EQ(deliveries(client, "?state=pending").size(), 0u);
+  EXPECT_EQ(deliveries(client).size(), 2u) << "no delivery of the new event to the old endpoint";
   EXPECT_EQ(deliveries(client)[0]->getValue<int>("attempt_count"), 1);
-  EXPECT_EQ(refusing->requests().size(), refused) << "nothing more goes to the old endpoint";
+  EXPECT_EQ(deliveries(client, "?state=failed").size(), 1u)
+      << "an answer to an attempt in flight during the reload does not revive the delivery";
 }
 
 // A self-signed certificate for `name`, made with the openssl CLI: DIR/NAME.pem and NAME.key.
