@@ -411,6 +411,35 @@ TEST_F(Collectorctl, RunWaitOnANarrowAsciiTerminalKeepsEveryLineShorterThanTheWi
   EXPECT_NE(text.find("failed: API returned 401"), std::string::npos) << text;
 }
 
+TEST_F(Collectorctl, RunWaitOnAShortTerminalShowsOnlyTheBarsThatFitAndCountsTheOthers) {
+  std::vector<std::string> args = {"run"};
+  for (int i = 1; i <= 6; ++i) {
+    const std::string name = "q" + std::to_string(i);
+    config_.addCollector(name, kAlpha);
+    args.push_back(name);
+  }
+  args.insert(args.end(), {"--wait", "--interval", "100ms"});
+  ProgramOptions o = options(true);
+  o.rows = 6;  // room for five lines: the batch, three jobs and the count of the others
+  const RunResult r = ctl(args, o);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  // Every redraw moves up over at most five lines, so it never reaches into the scrollback.
+  const std::regex up(R"(\x1b\[(\d+)A)");
+  int redraws = 0;
+  for (auto it = std::sregex_iterator(r.out.begin(), r.out.end(), up); it != std::sregex_iterator();
+       ++it, ++redraws) {
+    EXPECT_LE(std::stoi((*it)[1]), 5) << (*it)[0];
+  }
+  EXPECT_GT(redraws, 0);
+  EXPECT_NE(stripAnsi(r.out).find("+3 more jobs not shown (the terminal is 6 lines high)"),
+            std::string::npos)
+      << stripAnsi(r.out);
+  EXPECT_TRUE(std::regex_search(
+      stripAnsi(r.out),
+      std::regex(R"(Batch bc_\d{8} completed in .*: 6 of 6 collectors completed)")))
+      << stripAnsi(r.out);
+}
+
 TEST_F(Collectorctl, CtrlCWhileWaitingExits130AndLeavesTheRunGoing) {
   auto program = start({"run", "gamma", "--wait", "--interval", "100ms"}, options(true));
   ASSERT_TRUE(program->waitForOutput("Waiting for the test")) << program->out();

@@ -61,18 +61,26 @@ std::size_t columnsOf(char32_t cp) {
 
 bool isTerminal(int fd) { return ::isatty(fd) == 1; }
 
-int terminalWidth(int fd) {
+namespace {
+
+// A window-size field of the terminal on `fd`, else the environment variable's number, else
+// `fallback`.
+int windowSize(int fd, unsigned short winsize::*field, const char* variable, int fallback) {
   winsize size{};
-  if (::ioctl(fd, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
-  if (const char* columns = std::getenv("COLUMNS")) {
+  if (::ioctl(fd, TIOCGWINSZ, &size) == 0 && size.*field > 0) return size.*field;
+  if (const char* text = std::getenv(variable)) {
     char* end = nullptr;
-    const long value = std::strtol(columns, &end, 10);
-    if (end != columns && *end == '\0' && value > 0 && value < 10000) {
-      return static_cast<int>(value);
-    }
+    const long value = std::strtol(text, &end, 10);
+    if (end != text && *end == '\0' && value > 0 && value < 10000) return static_cast<int>(value);
   }
-  return 80;
+  return fallback;
 }
+
+}  // namespace
+
+int terminalWidth(int fd) { return windowSize(fd, &winsize::ws_col, "COLUMNS", 80); }
+
+int terminalHeight(int fd) { return windowSize(fd, &winsize::ws_row, "LINES", 24); }
 
 std::string TextStyle::paint(std::string_view text, Colour c) const {
   if (!colour || c == Colour::kNone) return std::string(text);

@@ -16,6 +16,9 @@ bool isTerminal(int fd);
 // The width of the terminal on `fd` in columns; else $COLUMNS when it is a number; else 80.
 int terminalWidth(int fd);
 
+// The height of the terminal on `fd` in lines; else $LINES when it is a number; else 24.
+int terminalHeight(int fd);
+
 // Colours of statuses and emphasis on a terminal.
 enum class Colour { kNone, kRed, kGreen, kYellow, kBlue, kCyan, kDim, kBold };
 

@@ -37,6 +37,9 @@ class TerminalView : public ProgressView {
     std::string text;
     bool text_is_error = false;
     bool bold = false;
+    bool job = false;    // a job's row (else a batch's)
+    bool ended = false;  // its status is terminal
+    bool plain = false;  // a remark: only `text`, no bar
   };
 
   std::string bar(const Row& row, std::size_t inner) const {
@@ -59,6 +62,7 @@ class TerminalView : public ProgressView {
         std::clamp<std::size_t>(width > others ? (width - others) / 3 : 0, kMinBar, kMaxBar);
     const std::size_t fixed = others + inner;
     const std::string percent = row.progress ? std::to_string(*row.progress) + "%" : "-";
+    if (row.plain) return style_.paint(truncateToWidth(row.text, width - 1, style_), Colour::kDim);
     if (fixed + 1 >= width) {
       // Too narrow for a bar: name, percentage and status only.
       return truncateToWidth(printable(row.label) + " " + percent + " " + row.status,
@@ -92,6 +96,8 @@ class TerminalView : public ProgressView {
         row.text_is_error = job.status == "failed";
       }
       if (job.skipped) row.text = "(skipped: already active) " + row.text;
+      row.job = true;
+      row.ended = isTerminalStatus(job.status);
       result.push_back(row);
     }
     for (const BatchProgress& batch : state.batches()) {
@@ -112,11 +118,47 @@ class TerminalView : public ProgressView {
     return result;
   }
 
+  // The rows that fit the terminal's height: a frame taller than the screen cannot be redrawn
+  // in place (the cursor cannot move up into the scrollback). Batches always stay; jobs still
+  // going come before ended ones; a last row counts the jobs left out.
+  std::vector<Row> fitted(std::vector<Row> all, std::size_t extra_lines) const {
+    const auto height = static_cast<std::size_t>(std::max(terminalHeight(fd_), 5));
+    const std::size_t room = height - 1 - extra_lines;
+    if (all.size() <= room) return all;
+    std::vector<std::size_t> batches, going, ended;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      (!all[i].job ? batches : all[i].ended ? ended : going).push_back(i);
+    }
+    const std::size_t budget = room > batches.size() + 1 ? room - batches.size() - 1 : 1;
+    std::vector<std::size_t> kept = batches;
+    std::size_t jobs_kept = 0;
+    for (const auto* group : {&going, &ended}) {
+      for (std::size_t i : *group) {
+        if (jobs_kept == budget) break;
+        kept.push_back(i);
+        ++jobs_kept;
+      }
+    }
+    std::sort(kept.begin(), kept.end());
+    std::vector<Row> shown;
+    for (std::size_t i : kept) shown.push_back(all[i]);
+    const std::size_t hidden = going.size() + ended.size() - jobs_kept;
+    Row more;
+    more.text = "+" + std::to_string(hidden) + " more job" + (hidden == 1 ? "" : "s") +
+                " not shown (the terminal is " + std::to_string(height) + " lines high)";
+    more.job = true;
+    more.plain = true;
+    const auto first_batch =
+        std::find_if(shown.begin(), shown.end(), [](const Row& row) { return !row.job; });
+    shown.insert(first_batch, more);
+    return shown;
+  }
+
   void draw(const RunState& state, const std::string& notice) {
     const auto width = static_cast<std::size_t>(std::max(terminalWidth(fd_), 20));
     std::size_t name_width = 0;
     std::size_t clock_width = 4;
-    const std::vector<Row> all = rows(state);
+    const std::vector<Row> all = fitted(rows(state), notice.empty() ? 0 : 1);
     for (const Row& row : all) {
       name_width = std::max(name_width, displayWidth(row.label));
       if (row.elapsed) clock_width = std::max(clock_width, formatClock(*row.elapsed).size());
