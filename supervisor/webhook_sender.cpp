@@ -272,6 +272,67 @@ void WebhookSender::run(Worker& worker) {
   }
 }
 
+std::optional<int> WebhookSender::post(Worker& worker, const WebhookEndpoint& endpoint,
+                                       const WebhookDeliveryRecord& delivery, int attempt,
+                                       Micros now, std::string& error) {
+  const auto secret = resolveWebhookSecret(endpoint.secret, error);
+  if (!secret) return std::nullopt;
+  const std::string timestamp = std::to_string(now / 1'000'000);
+  try {
+    const Poco::URI uri(endpoint.url);
+    std::unique_ptr<Poco::Net::HTTPClientSession> session;
+    if (Poco::toLower(uri.getScheme()) == "https") {
+      if (!worker.tls || worker.tls_ca_file != endpoint.ca_file) {
+        // STRICT, not RELAXED: Poco skips the host name check for a loopback address unless
+        // the mode is STRICT, and a receiver on this host deserves it as well.
+        worker.tls =
+            new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", endpoint.ca_file,
+                                   Poco::Net::Context::VERIFY_STRICT, 9, endpoint.ca_file.empty());
+        worker.tls->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+        worker.tls_ca_file = endpoint.ca_file;
+      }
+      session =
+          std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), worker.tls);
+    } else {
+      session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
+    }
+    session->setTimeout(Poco::Timespan(endpoint.timeout.count() * 1000));
+    const std::string path = uri.getPathEtc().empty() ? "/" : uri.getPathEtc();
+    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, path,
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
+    request.setContentType("application/json");
+    request.setContentLength(static_cast<std::streamsize>(delivery.body.size()));
+    request.setKeepAlive(false);
+    request.set("User-Agent", "collectord-webhooks");
+    request.set("X-Signature", webhookSignature(*secret, delivery.body));
+    request.set("X-Collectord-Event", delivery.event_type);
+    request.set("X-Collectord-Event-Id", delivery.event_id);
+    request.set("X-Collectord-Delivery", std::to_string(delivery.delivery_id));
+    request.set("X-Collectord-Attempt", std::to_string(attempt));
+    request.set("X-Collectord-Timestamp", timestamp);
+    request.set("X-Collectord-Signature",
+                webhookSignature(*secret, timestamp + "." + delivery.body));
+    std::ostream& out = session->sendRequest(request);
+    const Worker::InFlight in_flight(worker, session->socket().impl()->sockfd());
+    out.write(delivery.body.data(), static_cast<std::streamsize>(delivery.body.size()));
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session->receiveResponse(response);
+    const int status = static_cast<int>(response.getStatus());
+    if (status < 200 || status > 299) {
+      error = "HTTP " + std::to_string(status) + " " + response.getReason();
+      if (const std::string said = excerpt(in); !said.empty()) error += ": " + said;
+    }
+    return status;
+  } catch (const Poco::TimeoutException&) {
+    error = "no answer within " + formatDurationSpec(endpoint.timeout);
+  } catch (const Poco::Exception& e) {
+    error = e.displayText();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  return std::nullopt;
+}
+
 void WebhookSender::deliver(Worker& worker, const WebhookEndpoint& endpoint,
                             const WebhookSettings& settings,
                             const WebhookDeliveryRecord& delivery) {
@@ -280,61 +341,8 @@ void WebhookSender::deliver(Worker& worker, const WebhookEndpoint& endpoint,
   attempt.started_at = nowMicros();
   const auto started = Clock::now();
   std::string error;
-  std::optional<int> status;
-  if (const auto secret = resolveWebhookSecret(endpoint.secret, error)) {
-    const std::string timestamp = std::to_string(attempt.started_at / 1'000'000);
-    try {
-      const Poco::URI uri(endpoint.url);
-      std::unique_ptr<Poco::Net::HTTPClientSession> session;
-      if (Poco::toLower(uri.getScheme()) == "https") {
-        if (!worker.tls || worker.tls_ca_file != endpoint.ca_file) {
-          // STRICT, not RELAXED: Poco skips the host name check for a loopback address
-          // unless the mode is STRICT, and a receiver on this host deserves it as well.
-          worker.tls = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "",
-                                              endpoint.ca_file, Poco::Net::Context::VERIFY_STRICT,
-                                              9, endpoint.ca_file.empty());
-          worker.tls->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
-          worker.tls_ca_file = endpoint.ca_file;
-        }
-        session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(),
-                                                                  worker.tls);
-      } else {
-        session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
-      }
-      session->setTimeout(Poco::Timespan(endpoint.timeout.count() * 1000));
-      const std::string path = uri.getPathEtc().empty() ? "/" : uri.getPathEtc();
-      Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, path,
-                                     Poco::Net::HTTPMessage::HTTP_1_1);
-      request.setContentType("application/json");
-      request.setContentLength(static_cast<std::streamsize>(delivery.body.size()));
-      request.setKeepAlive(false);
-      request.set("User-Agent", "collectord-webhooks");
-      request.set("X-Signature", webhookSignature(*secret, delivery.body));
-      request.set("X-Collectord-Event", delivery.event_type);
-      request.set("X-Collectord-Event-Id", delivery.event_id);
-      request.set("X-Collectord-Delivery", std::to_string(delivery.delivery_id));
-      request.set("X-Collectord-Attempt", std::to_string(attempt.attempt));
-      request.set("X-Collectord-Timestamp", timestamp);
-      request.set("X-Collectord-Signature",
-                  webhookSignature(*secret, timestamp + "." + delivery.body));
-      std::ostream& out = session->sendRequest(request);
-      const Worker::InFlight in_flight(worker, session->socket().impl()->sockfd());
-      out.write(delivery.body.data(), static_cast<std::streamsize>(delivery.body.size()));
-      Poco::Net::HTTPResponse response;
-      std::istream& in = session->receiveResponse(response);
-      status = static_cast<int>(response.getStatus());
-      if (*status < 200 || *status > 299) {
-        error = "HTTP " + std::to_string(*status) + " " + response.getReason();
-        if (const std::string said = excerpt(in); !said.empty()) error += ": " + said;
-      }
-    } catch (const Poco::TimeoutException&) {
-      error = "no answer within " + formatDurationSpec(endpoint.timeout);
-    } catch (const Poco::Exception& e) {
-      error = e.displayText();
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-  }
+  const std::optional<int> status =
+      post(worker, endpoint, delivery, attempt.attempt, attempt.started_at, error);
   // Cut off by stop() before an answer: the receiver did not fail this one, and the next start
   // sends it again. An answer that did arrive is recorded, a 2xx above all: not recording it
   // would deliver the event a second time.

@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,8 +49,14 @@ class WebhookSender {
   struct Worker;
 
   void run(Worker& worker);
+  // One attempt, recorded in the store with the delivery's new state.
   void deliver(Worker& worker, const WebhookEndpoint& endpoint, const WebhookSettings& settings,
                const WebhookDeliveryRecord& delivery);
+  // POSTs the delivery signed with the endpoint's secret: the HTTP status, or nullopt when no
+  // answer came. `error` says why the attempt failed (a status that is not 2xx included).
+  std::optional<int> post(Worker& worker, const WebhookEndpoint& endpoint,
+                          const WebhookDeliveryRecord& delivery, int attempt, Micros now,
+                          std::string& error);
   void abandonUnconfigured(const WebhookSettings& settings);
   void housekeeping();
 
