@@ -216,17 +216,35 @@ void Supervisor::Impl::dispatch() {
   // and finds its processes by their environment; were the row still `queued`, it would start
   // the job a second time and leave the first run's children running. Best effort: when the
   // store refuses the write, the runs start anyway, as dashboards expect of a store in trouble.
-  std::vector<JobRecord> rows;
+  std::map<std::string, JobRecord> starting_rows;  // by job ID
   for (const Job* job : starting) {
     JobRecord row = job->sm.record();
     row.status = JobStatus::kRunning;
     row.pid.reset();
     row.next_attempt_at.reset();
     row.updated_at = now;
-    rows.push_back(std::move(row));
+    starting_rows.emplace(row.job_id, std::move(row));
   }
+  // Their batches are summarised with them, so a batch never reads `queued` while its jobs
+  // read `running`.
+  std::set<std::string> batch_ids;
+  for (const Job* job : starting) batch_ids.insert(job->sm.record().batch_id);
+  std::vector<BatchRecord> batch_rows;
+  for (const std::string& batch_id : batch_ids) {
+    const Batch& batch = batches.at(batch_id);
+    BatchRecord summary = batch.record;
+    std::vector<const JobRecord*> views;
+    for (const std::string& id : batch.job_ids) {
+      const auto it = starting_rows.find(id);
+      views.push_back(it != starting_rows.end() ? &it->second : &jobs.at(id)->sm.record());
+    }
+    rollUpBatch(summary, views);
+    batch_rows.push_back(std::move(summary));
+  }
+  std::vector<JobRecord> rows;
+  for (auto& [id, row] : starting_rows) rows.push_back(std::move(row));
   try {
-    store.save(rows, {}, {});
+    store.save(rows, batch_rows, {});
   } catch (const StoreError& e) {
     log.warning("cannot record %z runs as starting; starting them anyway: %s", rows.size(),
                 std::string(e.what()));
@@ -401,9 +419,10 @@ std::vector<WebhookEvent> Supervisor::Impl::newEvents(const std::vector<JobRecor
   return events;
 }
 
-void Supervisor::Impl::saved(std::vector<JobRecord> jobs, std::vector<BatchRecord> batches) {
+void Supervisor::Impl::saved(std::vector<JobRecord> job_rows,
+                             std::vector<BatchRecord> batch_rows) {
   if (options.on_saved.empty()) return;
-  const StateChange change{std::move(jobs), std::move(batches)};
+  const StateChange change{std::move(job_rows), std::move(batch_rows)};
   for (const auto& observer : options.on_saved) observer(change);
 }
 

@@ -107,7 +107,7 @@ struct Supervisor::Impl {
   std::string store_fault;  // guarded by fault_mutex; see Supervisor::storeFault
   void setStoreFault(std::string fault);
   // Tells SupervisorOptions::on_saved about a write that reached the store.
-  void saved(std::vector<JobRecord> jobs, std::vector<BatchRecord> batches);
+  void saved(std::vector<JobRecord> job_rows, std::vector<BatchRecord> batch_rows);
 
   mutable std::mutex config_mutex;
   std::shared_ptr<const Config> current_config;  // guarded by config_mutex; replaced on reload

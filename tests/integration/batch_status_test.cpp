@@ -318,5 +318,30 @@ TEST(BatchStatus, AnswersNotFoundForUnknownAndMalformedBatchIds) {
   }
 }
 
+// The moment a job starts, its batch starts with it: no answer shows a running job in a batch
+// that still reads queued (the start is written before the process exists, and the batch's
+// summary goes in the same write).
+TEST(BatchStatus, NeverReadsQueuedWhileOneOfItsJobsRuns) {
+  TempDir dir;
+  DaemonConfig config(dir);
+  config.addBlockingCollector("alpha", "wait_for_release 1\n");
+  Daemon daemon(config);
+  auto client = daemon.client();
+  auto run = triggerOrThrow(client, {"alpha"});
+  int answers_with_a_running_job = 0;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto batch = client.batch(run.batch_id).object();
+        if (!batch) return false;
+        auto jobs = objectsOf(*batch, "collectors");
+        if (jobs.size() != 1 || stringField(*jobs[0], "status") != "running") return false;
+        ++answers_with_a_running_job;
+        EXPECT_EQ(stringField(*batch, "status"), "running") << "answer " << answers_with_a_running_job;
+        return answers_with_a_running_job >= 20;
+      },
+      std::chrono::seconds(15), std::chrono::milliseconds(1)));
+  config.release("alpha");
+}
+
 }  // namespace
 }  // namespace collectord::test
