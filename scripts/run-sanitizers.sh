@@ -18,12 +18,16 @@ run_asan() {
   cmake --preset asan >/dev/null
   cmake --build --preset asan -j "$jobs"
   # halt_on_error: a UBSan report fails the test instead of scrolling by. detect_leaks: the
-  # daemon's exit path is checked too. The soak test keeps its CI duration.
+  # daemon's exit path is checked too.
+  # Not the soak (label soak): with 200 client threads allocating, a collector forked by the
+  # daemon can deadlock before exec inside ASan's allocator (Boost.Asio's notify_fork allocates
+  # in the child, and GCC 12's ASan does not make its allocator fork-safe as glibc's malloc is),
+  # which hangs the spawn. The plain build runs the soak in `make test`.
   (cd build/asan &&
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     LSAN_OPTIONS=suppressions=$root/scripts/sanitizers/lsan.supp:print_suppressions=0 \
-      ctest --output-on-failure --timeout 600 -j2)
+      ctest --output-on-failure --timeout 600 -j2 -LE soak)
 }
 
 run_tsan() {
