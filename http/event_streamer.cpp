@@ -61,6 +61,9 @@ struct EventStreamer::Client {
   bool ending = false;         // the topic has ended: close once `queue` is written
   bool done = false;           // close now
   bool writable = true;        // the socket took everything last time, or polled POLLOUT since
+  // Since when the socket has taken nothing while bytes wait: a client that reads nothing for
+  // long is dropped even when little is waiting (it holds a place of max_streams).
+  std::optional<Clock::time_point> stalled_since;
   Clock::time_point last_queued = Clock::now();
   std::shared_ptr<void> slot;
 
@@ -149,7 +152,8 @@ void EventStreamer::deliver(Client& client, const EventPtr& event) {
   if (client.ending || client.done || !client.topic.covers(*event)) return;
   // An event larger than the whole buffer still goes to a client that has caught up.
   if (client.queued > 0 && client.queued + event->text.size() > options_.client_buffer_bytes) {
-    drop(client);
+    drop(client, "more than " + std::to_string(options_.client_buffer_bytes) +
+                     " bytes were waiting for it");
     return;
   }
   client.push(event);
@@ -167,8 +171,10 @@ void EventStreamer::flush(Client& client) {
     }
     if (n == 0) {
       client.writable = false;  // the socket is full: POLLOUT says when to go on
+      if (!client.stalled_since) client.stalled_since = Clock::now();
       return;
     }
+    client.stalled_since.reset();
     client.offset += static_cast<std::size_t>(n);
     client.queued -= static_cast<std::size_t>(n);
     if (client.offset == text.size()) {
@@ -178,7 +184,7 @@ void EventStreamer::flush(Client& client) {
   }
 }
 
-void EventStreamer::drop(Client& client) {
+void EventStreamer::drop(Client& client, const std::string& why) {
   // The event being written stays (a stream must not end in the middle of one); the rest goes.
   const EventPtr current = client.offset > 0 ? client.queue.front() : nullptr;
   client.queue.clear();
@@ -187,16 +193,12 @@ void EventStreamer::drop(Client& client) {
     client.push(current);
     client.queued -= client.offset;
   }
-  client.push(
-      notice("event: dropped\ndata: {\"error\":\"This client read events too slowly: more "
-             "than " +
-             std::to_string(options_.client_buffer_bytes) +
-             " bytes were waiting for it. Reconnect with Last-Event-ID to resume.\"}\n\n"));
+  client.push(notice("event: dropped\ndata: {\"error\":\"This client read events too slowly: " +
+                     why + ". Reconnect with Last-Event-ID to resume.\"}\n\n"));
   flush(client);  // the notice goes out only if the socket takes it now
   ++metrics_.event_streams_dropped;
   Poco::Logger::get("collectord.http")
-      .warning("event stream to %s dropped: more than %z bytes waiting", client.connection->peer(),
-               options_.client_buffer_bytes);
+      .warning("event stream to %s dropped: %s", client.connection->peer(), why);
   client.done = true;
 }
 
@@ -227,6 +229,13 @@ void EventStreamer::run() {
         client->push(heartbeat());
       }
       if (client->writable) flush(*client);
+      if (!client->done && client->stalled_since && now - *client->stalled_since >= stallLimit()) {
+        drop(*client,
+             "it read nothing for " +
+                 std::to_string(
+                     std::chrono::duration_cast<std::chrono::seconds>(stallLimit()).count()) +
+                 " s");
+      }
       if (client->done || (client->ending && client->queue.empty())) close(*client);
     }
     std::erase_if(clients_, [](const auto& client) { return !client->connection; });
@@ -238,21 +247,28 @@ void EventStreamer::run() {
       if (!waiting || Clock::now() >= *stop_by) break;
     }
 
-    // Sleep until a socket is ready, the inbox fills, or the next heartbeat is due.
-    auto timeout = std::chrono::milliseconds(-1);
+    // Sleep until a socket is ready, the inbox fills, or a client's next heartbeat or stall
+    // check is due (never: nothing is due for any client).
+    std::optional<std::chrono::milliseconds> timeout;
     fds.clear();
     fds.push_back({wake_fd_.get(), POLLIN, 0});
     for (const auto& client : clients_) {
       const short events = POLLIN | POLLRDHUP | (client->queue.empty() ? 0 : POLLOUT);
       fds.push_back({client->connection->fd(), events, 0});
-      const auto due = std::chrono::ceil<std::chrono::milliseconds>(client->last_queued +
-                                                                    options_.heartbeat - now);
-      timeout = timeout.count() < 0 ? due : std::min(timeout, due);
+      std::optional<Clock::time_point> next;
+      if (!client->ending) next = client->last_queued + options_.heartbeat;
+      if (client->stalled_since) {
+        next = std::min(next.value_or(Clock::time_point::max()),
+                        *client->stalled_since + stallLimit());
+      }
+      if (!next) continue;
+      const auto due = std::max(std::chrono::milliseconds(0),
+                                std::chrono::ceil<std::chrono::milliseconds>(*next - now));
+      timeout = timeout ? std::min(*timeout, due) : due;
     }
     if (stop_by) timeout = std::chrono::milliseconds(20);
     const int ready =
-        ::poll(fds.data(), fds.size(),
-               timeout.count() < 0 ? -1 : static_cast<int>(std::max<long>(0, timeout.count())));
+        ::poll(fds.data(), fds.size(), timeout ? static_cast<int>(timeout->count()) : -1);
     if (ready < 0) {
       if (errno == EINTR) continue;
       Poco::Logger::get("collectord.http")

@@ -40,7 +40,9 @@ struct Topic {
 };
 
 struct StreamerOptions {
-  std::chrono::milliseconds heartbeat{15'000};  // ": keep-alive" after this long without a write
+  // ": keep-alive" after this long without a write. A client that reads nothing for four times
+  // this while bytes wait for it is dropped.
+  std::chrono::milliseconds heartbeat{15'000};
   // Bytes a client may have waiting; one more event past it drops the client.
   std::size_t client_buffer_bytes = 1024 * 1024;
 };
@@ -80,7 +82,10 @@ class EventStreamer {
   void accept(Arrival& arrival);
   void deliver(Client& client, const EventPtr& event);
   void flush(Client& client);
-  void drop(Client& client);
+  // Tells the client why (if its socket takes it) and closes its stream.
+  void drop(Client& client, const std::string& why);
+  // How long a client may read nothing while bytes wait for it.
+  std::chrono::milliseconds stallLimit() const { return 4 * options_.heartbeat; }
   void close(Client& client);
 
   StreamerOptions options_;

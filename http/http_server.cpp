@@ -375,16 +375,23 @@ class ApiConnectionFactory final : public Poco::Net::TCPServerConnectionFactory 
   HttpServer::Impl& server_;
 };
 
+// Connections waiting for a worker thread: first in the kernel until accepted, then in Poco's
+// queue. Poco's defaults (64 and 256) overflow when many clients connect at once, e.g. every
+// dashboard reopening its event stream after a restart: past the kernel's queue a client waits a
+// second for its SYN to be sent again, past Poco's its connection is closed under it (a reset,
+// as its request is unread). Each waits only as long as the threads take to answer those ahead.
+constexpr int kListenBacklog = 1024;
+
 // Binds the listening socket: plain TCP, or TLS 1.2+ when a certificate is configured.
 Poco::Net::ServerSocket listen(const ServerOptions& options) {
   const Poco::Net::SocketAddress address(options.address, static_cast<Poco::UInt16>(options.port));
-  if (options.tls_cert_file.empty()) return Poco::Net::ServerSocket(address);
+  if (options.tls_cert_file.empty()) return Poco::Net::ServerSocket(address, kListenBacklog);
   Poco::Net::initializeSSL();
   Poco::Net::Context::Ptr context = new Poco::Net::Context(
       Poco::Net::Context::TLS_SERVER_USE, options.tls_key_file, options.tls_cert_file, "",
       Poco::Net::Context::VERIFY_NONE);
   context->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
-  return Poco::Net::SecureServerSocket(address, 64, context);
+  return Poco::Net::SecureServerSocket(address, kListenBacklog, context);
 }
 
 }  // namespace
@@ -396,7 +403,10 @@ HttpServer::Impl::Impl(const ServerOptions& opts, const ApiService& api)
       pool("http", 2, std::max(2, opts.threads)),
       socket(listen(opts)) {
   params->setMaxThreads(std::max(1, opts.threads));
-  params->setMaxQueued(256);
+  params->setMaxQueued(kListenBacklog);
+  // After a burst of connections, stop() waits for worker threads that are left idle until this
+  // passes (Poco's default is 10 s); a thread is started again at once when needed.
+  params->setThreadIdleTime(Poco::Timespan(1, 0));
   params->setKeepAlive(true);
   params->setTimeout(Poco::Timespan(opts.timeout_seconds, 0));
   // An idle keep-alive connection holds a pool thread; dashboards that poll every few seconds

@@ -5,14 +5,17 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -499,6 +502,41 @@ TEST(EventStream, TwoHundredConcurrentStreamsAllReceiveTheTerminalEvent) {
             << " ms\n";
 }
 
+// Every dashboard reconnects at once after a restart: the connections wait in the queues for a
+// thread, none is refused or reset, and none waits for its SYN to be sent again (a second).
+TEST(EventStream, FiveHundredClientsConnectingAtOnceAllGetTheirStreamsPromptly) {
+  constexpr int kStreams = 500;
+  TempDir dir;
+  DaemonConfig config(dir);
+  config.addCollector("ninja", "exit 0\n");
+  Daemon daemon(config);
+  std::vector<std::unique_ptr<SseStream>> streams;
+  std::chrono::milliseconds slowest_connect{0};
+  const auto started = Clock::now();
+  for (int i = 0; i < kStreams; ++i) {
+    const auto connecting = Clock::now();
+    streams.push_back(std::make_unique<SseStream>(daemon.port(), "/api/events"));
+    slowest_connect =
+        std::max(slowest_connect,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - connecting));
+  }
+  for (const auto& stream : streams) ASSERT_TRUE(IsEventStreamHead(stream->head()));
+  const auto all_open =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+  EXPECT_LT(slowest_connect, 900ms) << "a SYN was dropped: the listen queue overflowed";
+  EXPECT_LT(all_open, 5s);
+  // After the burst the daemon still stops promptly: no worker thread of the burst holds it up.
+  streams.clear();
+  const auto stopping = Clock::now();
+  EXPECT_EQ(daemon.stop(), 0);
+  const auto stop_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - stopping);
+  EXPECT_LT(stop_ms, 5s);
+  std::cout << "[ measured ] " << kStreams << " streams opened at once in " << all_open.count()
+            << " ms; slowest connect " << slowest_connect.count() << " ms; stopped in "
+            << stop_ms.count() << " ms\n";
+}
+
 TEST(EventStream, AReaderThatStopsReadingIsDroppedWhileOtherStreamsAndHealthzStayResponsive) {
   TempDir dir;
   DaemonConfig config(dir);
@@ -576,6 +614,60 @@ exit 0
             << (tail.find("event: dropped") != std::string::npos ? "the notice fit"
                                                                  : "the notice did not fit")
             << "\n";
+}
+
+// CPU time (user + system) the process has used so far.
+std::chrono::milliseconds cpuTime(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::vector<std::string> values{std::istream_iterator<std::string>(fields), {}};
+  const long ticks = std::stol(values.at(11)) + std::stol(values.at(12));  // utime, stime
+  return std::chrono::milliseconds(ticks * 1000 / ::sysconf(_SC_CLK_TCK));
+}
+
+TEST(EventStream, AReaderThatReadsNothingForFourHeartbeatsIsDroppedAndCostsNothingMeanwhile) {
+  TempDir dir;
+  DaemonConfig config(dir);
+  // A buffer far larger than the run's events: only the time it reads nothing counts.
+  config.appendToMain("[events]\nheartbeat_seconds = 2\nclient_buffer = 64M\n");
+  config.addCollector("ninja", R"(
+big=$(head -c 60000 /dev/zero | tr '\0' x)
+i=0
+while [ $i -lt 20 ]; do
+  i=$((i + 1))
+  printf '{"progress": %d, "message": "%s"}\n' "$i" "$big" >&3
+  sleep 0.12
+done
+)");
+  Daemon daemon(config);
+  const auto client = daemon.client();
+  SseStream reader(daemon.port(), "/api/events");
+  ASSERT_TRUE(IsEventStreamHead(reader.head()));
+  const Triggered run = triggerOrThrow(client, {"ninja"});
+  const auto opened = Clock::now();
+  SseStream stalled(daemon.port(), batchEvents(run.batch_id), {{}, 4096});
+  // The reader gets the whole run, the end included, while the other reads nothing.
+  const auto events = reader.readUntil(endsBatch, 20s);
+  ASSERT_FALSE(events.empty());
+  ASSERT_TRUE(endsBatch(events.back()));
+  EXPECT_EQ(metric(client, "collectord_event_streams_dropped_total"), 0);
+
+  // Its stream has ended with bytes still waiting for it: nothing to do but wait for the client
+  // or the stall limit: no CPU spent, also once a heartbeat would have been due, and the stall
+  // check still comes. (Measuring an interval, not waiting for an event.)
+  std::this_thread::sleep_until(events.back().received + 2200ms);
+  const auto cpu_before = cpuTime(daemon.pid());
+  std::this_thread::sleep_for(2s);
+  const auto cpu_spent = cpuTime(daemon.pid()) - cpu_before;
+  EXPECT_LT(cpu_spent, 300ms) << "the daemon spins while a stalled stream waits";
+
+  ASSERT_TRUE(waitUntil(
+      [&] { return metric(client, "collectord_event_streams_dropped_total") == 1; }, 20s));
+  const auto dropped_after = Clock::now() - opened;
+  EXPECT_GE(dropped_after, 8s) << "dropped before reading nothing for four heartbeats";
+  EXPECT_NE(daemon.logText().find("dropped: it read nothing for 8 s"), std::string::npos);
+  EXPECT_TRUE(waitUntil([&] { return metric(client, "collectord_event_streams") == 1; }));
 }
 
 TEST(EventStream, AnIdleStreamGetsHeartbeatComments) {
