@@ -395,7 +395,7 @@ bool SqliteJobStore::insertBatch(const BatchRecord& batch, const std::vector<Job
   return guarded("cannot insert the batch", [&] {
     Session session = openForWrite(*pool_, Durability::kSynced);
     bool inserted = false;
-    inTransaction(session, [&] {
+    sqlite::inWriteTransaction(session, [&] {
       if (exists(session, "job_batches", "batch_id", batch.batch_id)) return;
       for (const JobRecord& j : jobs) {
         if (exists(session, "job_runs", "job_id", j.job_id)) return;

@@ -57,6 +57,26 @@ void inTransaction(Poco::Data::Session& session, Work&& work) {
   }
 }
 
+// As inTransaction, for a transaction that reads before it writes: it takes the write lock
+// first (BEGIN IMMEDIATE), waiting for another writer as long as the session allows. A deferred
+// transaction that has read cannot wait: when another connection writes meanwhile, SQLite
+// answers "database is locked" at once, and the webhook sender writes beside the supervisor.
+template <typename Work>
+void inWriteTransaction(Poco::Data::Session& session, Work&& work) {
+  session << "BEGIN IMMEDIATE", Poco::Data::Keywords::now;
+  try {
+    work();
+    session << "COMMIT", Poco::Data::Keywords::now;
+  } catch (...) {
+    try {
+      session << "ROLLBACK", Poco::Data::Keywords::now;
+    } catch (const Poco::Exception& e) {
+      Poco::Logger::get("collectord.store").debug("rollback: %s", e.displayText());
+    }
+    throw;
+  }
+}
+
 // Turns any Poco failure into the store's one error type; module edge for Poco::Data.
 template <typename Fn>
 auto guarded(const char* what, Fn&& fn) -> decltype(fn()) {

@@ -1,13 +1,16 @@
 // The webhook outbox under the supervisor, without HTTP: a real SQLite store whose writes of
 // webhook events fail on demand (before the commit, or after it as a lost acknowledgement would),
 // real child processes. However often the write of a terminal state is retried, each event is in
-// the outbox once.
+// the outbox once. And the store with a second writer beside the supervisor, as the sender is.
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/Session.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <thread>
 
@@ -180,6 +183,39 @@ TEST_F(WebhookOutbox, WithoutEndpointsNothingIsWritten) {
   const TriggerResult t = supervisor_->trigger({"quick"}, Priority::kNormal);
   ASSERT_TRUE(waitForBatch(t.batch.batch_id));
   EXPECT_TRUE(outbox().empty());
+}
+
+// The webhook sender writes from threads of its own, so the supervisor's writes can meet
+// another writer. A trigger's insert reads (are the IDs free?) before it writes; in a deferred
+// transaction SQLite then answers "database is locked" at once instead of waiting.
+TEST(SqliteStoreWriters, InsertingABatchWaitsForAnotherWriterInsteadOfFailing) {
+  char pattern[] = "/tmp/collectord-writers-XXXXXX";
+  const fs::path dir = ::mkdtemp(pattern);
+  const std::string path = (dir / "jobs.db").string();
+  SqliteJobStore store(path);
+  Poco::Data::Session other("SQLite", path);
+  other << "BEGIN IMMEDIATE", Poco::Data::Keywords::now;
+  other << "UPDATE webhook_deliveries SET attempts = attempts + 1", Poco::Data::Keywords::now;
+
+  BatchRecord batch;
+  batch.batch_id = "bc_12345678";
+  batch.started_at = batch.updated_at = nowMicros();
+  JobRecord job;
+  job.job_id = "ni_12345678";
+  job.batch_id = batch.batch_id;
+  job.collector = "ninja";
+  job.job_name = "ninja-collector";
+  job.started_at = job.updated_at = batch.started_at;
+  auto inserted = std::async(std::launch::async, [&] { return store.insertBatch(batch, {job}); });
+  // Long enough for an insert that does not wait to have failed already.
+  const bool ended_early = inserted.wait_for(300ms) == std::future_status::ready;
+  other << "COMMIT", Poco::Data::Keywords::now;
+  EXPECT_FALSE(ended_early) << "the insert waits while the other writer holds the lock";
+  bool ok = false;
+  EXPECT_NO_THROW(ok = inserted.get());
+  EXPECT_TRUE(ok);
+  EXPECT_TRUE(store.findBatch(batch.batch_id));
+  fs::remove_all(dir);
 }
 
 }  // namespace
