@@ -13,8 +13,9 @@ namespace {
 
 // Changes waiting for the hub's thread beyond this are merged into the last one.
 constexpr std::size_t kMaxQueuedChanges = 4096;
-// Ended batches kept in memory, for streams opened on them and for resuming.
-constexpr std::size_t kKeepEnded = 1000;
+// Ended batches kept in memory (with their jobs' records), for streams opened on them and for
+// resuming; older ones are read from the store again when asked for.
+constexpr std::size_t kKeepEnded = 256;
 
 // Replaces each record of `from` in `into` (the same ID), or appends it.
 template <class Record, class Id>
