@@ -43,7 +43,13 @@ struct Request {
 
   // The last value of query parameter `name`, or nullptr when absent.
   const std::string* queryParam(const std::string& name) const;
+  // The `limit` query parameter of list endpoints: `fallback` when absent, nullopt when it is not
+  // a whole number from 1 to 1000 in plain digits (answer kBadLimit then).
+  std::optional<int> limitParam(int fallback) const;
 };
+
+// What list endpoints answer, with 400, to a `limit` that limitParam refuses.
+inline constexpr const char* kBadLimit = "'limit' must be an integer from 1 to 1000";
 
 // {"error": message} with `status`: the one shape of every error the API returns. Bytes of
 // `message` that are not well-formed UTF-8 are written as "\xHH", so the body is always UTF-8.

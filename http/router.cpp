@@ -60,6 +60,19 @@ const std::string* Request::queryParam(const std::string& name) const {
   return found;
 }
 
+std::optional<int> Request::limitParam(int fallback) const {
+  const std::string* text = queryParam("limit");
+  if (!text) return fallback;
+  if (text->empty() || text->size() > 4) return std::nullopt;
+  int n = 0;
+  for (char c : *text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  if (n < 1 || n > 1000) return std::nullopt;
+  return n;
+}
+
 Response errorResponse(int status, const std::string& message) {
   Poco::JSON::Object body;
   // Messages quote what the client sent (a path, a name); Poco would copy stray bytes through.
