@@ -62,35 +62,6 @@ std::optional<int> waitForExit(pid_t pid, Clock::time_point deadline) {
   }
 }
 
-// The test's environment with `changes` applied, as "NAME=VALUE" strings.
-std::vector<std::string> environmentWith(
-    const std::vector<std::pair<std::string, std::optional<std::string>>>& changes) {
-  std::map<std::string, std::string> vars;
-  for (char** entry = environ; entry && *entry; ++entry) {
-    std::string_view text(*entry);
-    auto eq = text.find('=');
-    if (eq == std::string_view::npos) continue;
-    vars[std::string(text.substr(0, eq))] = std::string(text.substr(eq + 1));
-  }
-  for (const auto& [name, value] : changes) {
-    if (value) {
-      vars[name] = *value;
-    } else {
-      vars.erase(name);
-    }
-  }
-  std::vector<std::string> result;
-  for (const auto& [name, value] : vars) result.push_back(name + "=" + value);
-  return result;
-}
-
-std::vector<char*> cStrings(std::vector<std::string>& strings) {
-  std::vector<char*> result;
-  for (auto& s : strings) result.push_back(s.data());
-  result.push_back(nullptr);
-  return result;
-}
-
 // posix_spawn with stdin from /dev/null and stdout/stderr going to `out_fd`/`err_fd`.
 pid_t spawn(std::vector<std::string> argv, std::vector<std::string> env, int out_fd, int err_fd) {
   posix_spawn_file_actions_t actions;
@@ -176,6 +147,34 @@ wait_for_release() {
 )";
 
 }  // namespace
+
+std::vector<std::string> environmentWith(
+    const std::vector<std::pair<std::string, std::optional<std::string>>>& changes) {
+  std::map<std::string, std::string> vars;
+  for (char** entry = environ; entry && *entry; ++entry) {
+    std::string_view text(*entry);
+    auto eq = text.find('=');
+    if (eq == std::string_view::npos) continue;
+    vars[std::string(text.substr(0, eq))] = std::string(text.substr(eq + 1));
+  }
+  for (const auto& [name, value] : changes) {
+    if (value) {
+      vars[name] = *value;
+    } else {
+      vars.erase(name);
+    }
+  }
+  std::vector<std::string> result;
+  for (const auto& [name, value] : vars) result.push_back(name + "=" + value);
+  return result;
+}
+
+std::vector<char*> cStrings(std::vector<std::string>& strings) {
+  std::vector<char*> result;
+  for (auto& s : strings) result.push_back(s.data());
+  result.push_back(nullptr);
+  return result;
+}
 
 TempDir::TempDir() {
   std::string pattern = "/tmp/collectord-test-XXXXXX";
@@ -566,7 +565,8 @@ RawExchange readRawResponse(Poco::Net::StreamSocket& socket, std::chrono::millis
   const auto started = Clock::now();
   const auto deadline = started + timeout;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
       result.timed_out = true;
       break;
@@ -588,8 +588,7 @@ RawExchange readRawResponse(Poco::Net::StreamSocket& socket, std::chrono::millis
     if (result.response) break;
   }
   if (!result.response) result.response = parseRawResponse(result.received, result.closed);
-  result.elapsed =
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+  result.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
   return result;
 }
 

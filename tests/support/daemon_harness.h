@@ -102,6 +102,14 @@ struct RunResult {
   std::string err;
 };
 
+// The test's environment with `changes` applied (a value sets a variable, nullopt unsets it),
+// as "NAME=VALUE" strings for a child process.
+std::vector<std::string> environmentWith(
+    const std::vector<std::pair<std::string, std::optional<std::string>>>& changes);
+// Pointers to the strings' characters followed by nullptr, as execve and posix_spawn take them;
+// valid while `strings` lives unchanged.
+std::vector<char*> cStrings(std::vector<std::string>& strings);
+
 // Runs COLLECTORD_BINARY with `args` and waits (bounded) for it; throws on timeout.
 RunResult runCollectord(const std::vector<std::string>& args,
                         std::chrono::milliseconds timeout = std::chrono::seconds(20));
@@ -172,7 +180,7 @@ struct HttpResponse {
 struct RawExchange {
   std::string received;                  // every byte read, as sent
   std::optional<HttpResponse> response;  // set once `received` holds one whole HTTP response
-  bool closed = false;     // the server closed or reset the connection
+  bool closed = false;                   // the server closed or reset the connection
   bool timed_out = false;  // the deadline passed with neither a whole response nor a close
   std::chrono::milliseconds elapsed{0};
 };

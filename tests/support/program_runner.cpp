@@ -23,34 +23,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::vector<std::string> environmentWith(const ProgramOptions& options) {
-  std::map<std::string, std::string> vars;
-  for (char** entry = environ; entry && *entry; ++entry) {
-    const std::string_view text(*entry);
-    const auto eq = text.find('=');
-    if (eq != std::string_view::npos) {
-      vars[std::string(text.substr(0, eq))] = std::string(text.substr(eq + 1));
-    }
-  }
-  for (const auto& [name, value] : options.env) {
-    if (value) {
-      vars[name] = *value;
-    } else {
-      vars.erase(name);
-    }
-  }
-  std::vector<std::string> result;
-  for (const auto& [name, value] : vars) result.push_back(name + "=" + value);
-  return result;
-}
-
-std::vector<char*> pointers(std::vector<std::string>& strings) {
-  std::vector<char*> result;
-  for (auto& s : strings) result.push_back(s.data());
-  result.push_back(nullptr);
-  return result;
-}
-
 std::system_error systemError(const std::string& what) {
   return std::system_error(errno, std::generic_category(), what);
 }
@@ -92,9 +64,9 @@ Program::Program(const std::vector<std::string>& argv, const ProgramOptions& opt
   posix_spawn_file_actions_adddup2(&actions, out_write, 1);
   posix_spawn_file_actions_adddup2(&actions, err_write, 2);
   std::vector<std::string> args = argv;
-  std::vector<std::string> env = environmentWith(options);
-  auto c_args = pointers(args);
-  auto c_env = pointers(env);
+  std::vector<std::string> env = environmentWith(options.env);
+  auto c_args = cStrings(args);
+  auto c_env = cStrings(env);
   const int rc = ::posix_spawn(&pid_, c_args[0], &actions, nullptr, c_args.data(), c_env.data());
   posix_spawn_file_actions_destroy(&actions);
   closeFd(out_write);
