@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "daemon_harness.h"
 #include "sqlite_job_store.h"
 #include "supervisor.h"
 #include "time_format.h"
@@ -236,6 +237,14 @@ TEST_F(SupervisorTest, RestartFailsJobsLeftRunningAndKillsTheirProcesses) {
     ::_exit(127);
   }
   ::setpgid(leftover, leftover);
+  // Recovery knows a process by its environment, which is the marked one only once the child
+  // has exec'd: a slow child (a sanitizer build) must not be scanned before that.
+  const std::string environ_path = "/proc/" + std::to_string(leftover) + "/environ";
+  ASSERT_TRUE(test::waitUntil([&] {
+    std::ifstream in(environ_path, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return text.find("COLLECTOR_JOB_ID=" + job_id) != std::string::npos;
+  }));
   BatchRecord batch;
   batch.batch_id = "bc_12345678";
   batch.status = JobStatus::kRunning;
