@@ -2,9 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <linux/close_range.h>
 #include <signal.h>
+#include <linux/close_range.h>
+#include <grp.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -12,19 +12,20 @@
 #include <unistd.h>
 
 // Boost 1.81 Process v2 with std::filesystem misses these includes of its own.
-#include <algorithm>
 #include <boost/optional.hpp>
+#include <type_traits>
+
 #include <boost/process/v2/posix/default_launcher.hpp>
 #include <boost/process/v2/process.hpp>
 #include <boost/process/v2/start_dir.hpp>
 #include <boost/process/v2/stdio.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <set>
 #include <string_view>
-#include <type_traits>
 
 #include "unique_fd.h"
 
@@ -69,25 +70,21 @@ struct CollectorChildSetup {
     }
     const SpawnRequest& r = *request;
     auto limit = [](int resource, std::uint64_t value) {
-      const struct rlimit rl { static_cast<rlim_t>(value), static_cast<rlim_t>(value) };
+      const struct rlimit rl{static_cast<rlim_t>(value), static_cast<rlim_t>(value)};
       return ::setrlimit(resource, &rl);
     };
-    if (r.memory_limit && limit(RLIMIT_AS, *r.memory_limit) == -1)
-      return {errno, bp::system_category()};
+    if (r.memory_limit && limit(RLIMIT_AS, *r.memory_limit) == -1) return {errno, bp::system_category()};
     if (r.cpu_seconds) {
       // The soft limit sends SIGXCPU, which names the limit; the hard one, 5 s of CPU later,
       // SIGKILLs a child that ignores it.
-      const struct rlimit cpu {
-        static_cast<rlim_t>(*r.cpu_seconds), static_cast<rlim_t>(*r.cpu_seconds + 5)
-      };
+      const struct rlimit cpu{static_cast<rlim_t>(*r.cpu_seconds), static_cast<rlim_t>(*r.cpu_seconds + 5)};
       if (::setrlimit(RLIMIT_CPU, &cpu) == -1) return {errno, bp::system_category()};
     }
     if (r.max_open_files && limit(RLIMIT_NOFILE, *r.max_open_files) == -1) {
       return {errno, bp::system_category()};
     }
     // Absolute, whatever the daemon's own niceness (nice() would add to it).
-    if (r.nice && ::setpriority(PRIO_PROCESS, 0, *r.nice) == -1)
-      return {errno, bp::system_category()};
+    if (r.nice && ::setpriority(PRIO_PROCESS, 0, *r.nice) == -1) return {errno, bp::system_category()};
     if (r.gid && (::setgroups(r.groups.size(), r.groups.data()) == -1 || ::setgid(*r.gid) == -1)) {
       return {errno, bp::system_category()};
     }
@@ -119,7 +116,8 @@ ChildProcess::~ChildProcess() {
 }
 
 std::unique_ptr<ChildProcess> ChildProcess::spawn(boost::asio::io_context& io,
-                                                  const SpawnRequest& request, std::string& error) {
+                                                  const SpawnRequest& request,
+                                                  std::string& error) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) == -1) {
     error = std::string("cannot create the progress pipe: ") + std::strerror(errno);
@@ -140,10 +138,10 @@ std::unique_ptr<ChildProcess> ChildProcess::spawn(boost::asio::io_context& io,
   bp::error_code ec;
   CollectorChildSetup setup{write_end.get(), ::getpid(), envp.data(), &request};
   bp::posix::default_launcher launcher;
-  auto process =
-      launcher(io.get_executor(), ec, bp::filesystem::path(request.executable), request.args,
-               bp::process_stdio{nullptr, output_write.get(), output_write.get()},
-               bp::process_start_dir{request.working_directory}, setup);
+  auto process = launcher(io.get_executor(), ec, bp::filesystem::path(request.executable),
+                          request.args,
+                          bp::process_stdio{nullptr, output_write.get(), output_write.get()},
+                          bp::process_start_dir{request.working_directory}, setup);
   if (ec) {
     error = ec.message();
     return nullptr;
@@ -151,18 +149,18 @@ std::unique_ptr<ChildProcess> ChildProcess::spawn(boost::asio::io_context& io,
   write_end.reset();  // only the child writes; EOF arrives when every writer is gone
   output_write.reset();
   const int pid = process.id();
-  for (int fd : {read_end.get(), output_read.get()})
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  for (int fd : {read_end.get(), output_read.get()}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   auto handle = std::make_unique<Handle>(Handle{std::move(process)});
-  return std::unique_ptr<ChildProcess>(
-      new ChildProcess(io, std::move(handle), pid, read_end.release(), output_read.release()));
+  return std::unique_ptr<ChildProcess>(new ChildProcess(io, std::move(handle), pid,
+                                                        read_end.release(), output_read.release()));
 }
 
 void ChildProcess::asyncWait(std::function<void(int wait_status)> on_exit) {
-  handle_->process.async_wait([this, on_exit = std::move(on_exit)](bp::error_code ec, int) {
-    // Waiting can only fail if the pid was reaped elsewhere; report it as a lost child.
-    on_exit(ec ? W_EXITCODE(255, 0) : handle_->process.native_exit_code());
-  });
+  handle_->process.async_wait(
+      [this, on_exit = std::move(on_exit)](bp::error_code ec, int) {
+        // Waiting can only fail if the pid was reaped elsewhere; report it as a lost child.
+        on_exit(ec ? W_EXITCODE(255, 0) : handle_->process.native_exit_code());
+      });
 }
 
 bool ChildProcess::signalGroup(int sig) const { return ::kill(-pid_, sig) == 0; }
@@ -189,11 +187,11 @@ bool readProcFile(const char* path, std::string& out) {
   }
 }
 
-// Calls `fn(pid)` for each live (not zombie) process other than this one, outside process group
-// `except_pgid` (0: none), whose environment holds every entry of `markers`; the group is checked
-// before the environment is read.
-template <typename Fn>
-void forEachMarkedProcess(const std::vector<std::string>& markers, int except_pgid, Fn fn) {
+// Calls `fn(pid)` for each live (not zombie) process other than this one whose environment
+// holds every entry of `markers`; processes for which `skip_group(pgrp)` holds are passed over
+// before their environment is read.
+template <typename SkipGroup, typename Fn>
+void forEachMarkedProcess(const std::vector<std::string>& markers, SkipGroup skip_group, Fn fn) {
   DIR* proc = ::opendir("/proc");
   if (!proc) return;
   const pid_t self = ::getpid();
@@ -212,7 +210,7 @@ void forEachMarkedProcess(const std::vector<std::string>& markers, int except_pg
     int ppid = 0, pgrp = 0;
     if (std::sscanf(stat.c_str() + paren + 3, "%d %d", &ppid, &pgrp) != 2) continue;
     // A zombie is dead already: signalling it succeeds and achieves nothing.
-    if (state == 'Z' || state == 'X' || (except_pgid != 0 && pgrp == except_pgid)) continue;
+    if (state == 'Z' || state == 'X' || skip_group(pgrp)) continue;
     std::snprintf(path, sizeof path, "/proc/%ld/environ", pid);
     if (!readProcFile(path, environ)) continue;
     std::size_t found = 0;
@@ -230,6 +228,14 @@ void forEachMarkedProcess(const std::vector<std::string>& markers, int except_pg
 
 }  // namespace
 
+int killLeftoverProcesses(int pgid, const std::string& job_id) {
+  int killed = 0;
+  forEachMarkedProcess(
+      {"COLLECTOR_JOB_ID=" + job_id}, [pgid](int pgrp) { return pgrp != pgid; },
+      [&killed](pid_t pid) { killed += ::kill(pid, SIGKILL) == 0; });
+  return killed;
+}
+
 int killProcessesOfJob(const std::string& job_id, const std::string& batch_id, int except_pgid) {
   const std::vector<std::string> markers = {"COLLECTOR_JOB_ID=" + job_id,
                                             "COLLECTOR_BATCH_ID=" + batch_id};
@@ -238,9 +244,11 @@ int killProcessesOfJob(const std::string& job_id, const std::string& batch_id, i
   // had not seen; one that found none means nothing of the job is left forking.
   for (int pass = 0; pass < 10; ++pass) {
     std::size_t before = killed.size();
-    forEachMarkedProcess(markers, except_pgid, [&killed](pid_t pid) {
-      if (!killed.count(pid) && ::kill(pid, SIGKILL) == 0) killed.insert(pid);
-    });
+    forEachMarkedProcess(
+        markers, [except_pgid](int pgrp) { return pgrp == except_pgid; },
+        [&killed](pid_t pid) {
+          if (!killed.count(pid) && ::kill(pid, SIGKILL) == 0) killed.insert(pid);
+        });
     if (killed.size() == before) break;
   }
   return static_cast<int>(killed.size());

@@ -1,11 +1,11 @@
 #pragma once
 
-#include <sys/types.h>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <cstdint>
 #include <functional>
+#include <sys/types.h>
+
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,11 +68,15 @@ class ChildProcess {
 
 namespace collectord {
 
-// Kills (SIGKILL) every live process outside process group `except_pgid` (0: none spared) whose
-// environment says it belongs to job `job_id` of batch `batch_id`, whatever its group or session:
-// what a run left behind after a setsid or setpgid, which signals to the run's group miss. Scans
-// /proc again while it finds new ones, so that children forked meanwhile go too. Returns how many
-// it killed. Processes that dropped those variables from their environment are not found.
+// Kills (SIGKILL) every process in process group `pgid` whose environment says it belongs to
+// job `job_id`: what a previous supervisor instance left behind. Returns how many it killed.
+int killLeftoverProcesses(int pgid, const std::string& job_id);
+
+// Kills (SIGKILL) every live process outside process group `except_pgid` whose environment says
+// it belongs to job `job_id` of batch `batch_id`, whatever its group or session: what a run left
+// behind after a setsid or setpgid, which signals to the run's group miss. Scans /proc again
+// while it finds new ones, so that children forked meanwhile go too. Returns how many it killed.
+// Processes that dropped those variables from their environment are not found.
 int killProcessesOfJob(const std::string& job_id, const std::string& batch_id, int except_pgid);
 
 }  // namespace collectord
