@@ -15,15 +15,12 @@
 #include <boost/optional.hpp>
 #include <type_traits>
 
-#include <boost/process/v2/posix/default_launcher.hpp>
 #include <boost/process/v2/process.hpp>
-#include <boost/process/v2/start_dir.hpp>
-#include <boost/process/v2/stdio.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <set>
 #include <string_view>
 
@@ -39,68 +36,95 @@ struct ChildProcess::Handle {
 
 namespace {
 
-// The parts of the child's set-up that Boost.Process has no initializer for. on_exec_setup
-// runs in the forked child before exec, so it uses only async-signal-safe calls.
-struct CollectorChildSetup {
-  int progress_write_fd;
+// Everything the forked child needs, prepared before the fork. Between fork and exec the child
+// of a threaded parent may only make async-signal-safe calls: another thread may have held an
+// allocator's or a mutex's lock at the moment of the fork, and the child would wait for it
+// for ever (glibc's malloc guards against that, sanitizer allocators do not). So the child
+// neither allocates nor locks, which is why collectord forks itself instead of using Boost's
+// launcher: that one notifies the io_context of the fork in the child, which allocates.
+struct ChildPlan {
+  const char* executable;
+  char* const* argv;
+  char* const* envp;
+  const char* working_directory;  // nullptr: the daemon's own
+  int stdin_fd;                   // /dev/null
+  int output_fd;                  // stdout and stderr
+  int progress_fd;
+  int exec_error_fd;  // close-on-exec: EOF at exec, errno if the set-up or exec failed
   pid_t parent;
-  const char* const* envp;
   const SpawnRequest* request;
-
-  bp::error_code on_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&,
-                          const char* const*) {
-    launcher.fd_whitelist.push_back(kProgressFd);
-    launcher.env = envp;
-    return {};
-  }
-
-  bp::error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&,
-                               const char* const*) {
-    if (::setpgid(0, 0) == -1) return {errno, bp::system_category()};
-    if (progress_write_fd == kProgressFd) {
-      if (::fcntl(kProgressFd, F_SETFD, 0) == -1) return {errno, bp::system_category()};
-    } else if (::dup2(progress_write_fd, kProgressFd) == -1) {
-      return {errno, bp::system_category()};
-    }
-    // Nothing but stdio and the pipe may reach the collector. Boost 1.81's own clean-up skips
-    // the gaps between the descriptors it keeps, so mark everything above 3 close-on-exec
-    // (which also keeps Boost's exec-error pipe working until exec succeeds).
-    if (::syscall(SYS_close_range, kProgressFd + 1, ~0U, CLOSE_RANGE_CLOEXEC) == -1) {
-      for (int fd = kProgressFd + 1; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
-    const SpawnRequest& r = *request;
-    auto limit = [](int resource, std::uint64_t value) {
-      const struct rlimit rl{static_cast<rlim_t>(value), static_cast<rlim_t>(value)};
-      return ::setrlimit(resource, &rl);
-    };
-    if (r.memory_limit && limit(RLIMIT_AS, *r.memory_limit) == -1) return {errno, bp::system_category()};
-    if (r.cpu_seconds) {
-      // The soft limit sends SIGXCPU, which names the limit; the hard one, 5 s of CPU later,
-      // SIGKILLs a child that ignores it.
-      const struct rlimit cpu{static_cast<rlim_t>(*r.cpu_seconds), static_cast<rlim_t>(*r.cpu_seconds + 5)};
-      if (::setrlimit(RLIMIT_CPU, &cpu) == -1) return {errno, bp::system_category()};
-    }
-    if (r.max_open_files && limit(RLIMIT_NOFILE, *r.max_open_files) == -1) {
-      return {errno, bp::system_category()};
-    }
-    // Absolute, whatever the daemon's own niceness (nice() would add to it).
-    if (r.nice && ::setpriority(PRIO_PROCESS, 0, *r.nice) == -1) return {errno, bp::system_category()};
-    if (r.gid && (::setgroups(r.groups.size(), r.groups.data()) == -1 || ::setgid(*r.gid) == -1)) {
-      return {errno, bp::system_category()};
-    }
-    if (r.uid && ::setuid(*r.uid) == -1) return {errno, bp::system_category()};
-    // Die with the supervisor: a collector must never run unsupervised. Set after the identity
-    // switch, which clears the parent-death signal.
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) return {errno, bp::system_category()};
-    if (::getppid() != parent) ::_exit(127);  // the supervisor died before prctl took effect
-    // The daemon may ignore or block signals; the collector starts with the defaults.
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
-    return {};
-  }
 };
+
+// Applies the plan in the child; returns an errno value, or 0. All source descriptors are
+// above kProgressFd, so each dup2 below lands on a free slot and clears close-on-exec there.
+int setUpChild(const ChildPlan& plan) {
+  // The daemon may ignore or block signals; the collector starts with the defaults.
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::signal(SIGPIPE, SIG_DFL);
+  if (::setpgid(0, 0) == -1) return errno;
+  if (::dup2(plan.stdin_fd, STDIN_FILENO) == -1 || ::dup2(plan.output_fd, STDOUT_FILENO) == -1 ||
+      ::dup2(plan.output_fd, STDERR_FILENO) == -1 || ::dup2(plan.progress_fd, kProgressFd) == -1) {
+    return errno;
+  }
+  // Nothing but stdio and the pipe may reach the collector: everything above the progress fd
+  // closes at exec (which keeps the exec-error pipe working until exec succeeds).
+  if (::syscall(SYS_close_range, kProgressFd + 1, ~0U, CLOSE_RANGE_CLOEXEC) == -1) {
+    for (int fd = kProgressFd + 1; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  if (plan.working_directory && ::chdir(plan.working_directory) == -1) return errno;
+  const SpawnRequest& r = *plan.request;
+  auto limit = [](int resource, std::uint64_t value) {
+    const struct rlimit rl{static_cast<rlim_t>(value), static_cast<rlim_t>(value)};
+    return ::setrlimit(resource, &rl);
+  };
+  if (r.memory_limit && limit(RLIMIT_AS, *r.memory_limit) == -1) return errno;
+  if (r.cpu_seconds) {
+    // The soft limit sends SIGXCPU, which names the limit; the hard one, 5 s of CPU later,
+    // SIGKILLs a child that ignores it.
+    const struct rlimit cpu{static_cast<rlim_t>(*r.cpu_seconds), static_cast<rlim_t>(*r.cpu_seconds + 5)};
+    if (::setrlimit(RLIMIT_CPU, &cpu) == -1) return errno;
+  }
+  if (r.max_open_files && limit(RLIMIT_NOFILE, *r.max_open_files) == -1) return errno;
+  // Absolute, whatever the daemon's own niceness (nice() would add to it).
+  if (r.nice && ::setpriority(PRIO_PROCESS, 0, *r.nice) == -1) return errno;
+  if (r.gid && (::setgroups(r.groups.size(), r.groups.data()) == -1 || ::setgid(*r.gid) == -1)) {
+    return errno;
+  }
+  if (r.uid && ::setuid(*r.uid) == -1) return errno;
+  // Die with the supervisor: a collector must never run unsupervised. Set after the identity
+  // switch, which clears the parent-death signal.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) return errno;
+  if (::getppid() != plan.parent) ::_exit(127);  // the supervisor died before prctl took effect
+  return 0;
+}
+
+[[noreturn]] void runChild(const ChildPlan& plan) {
+  int error = setUpChild(plan);
+  if (error == 0) {
+    ::execve(plan.executable, plan.argv, plan.envp);
+    error = errno;
+  }
+  while (::write(plan.exec_error_fd, &error, sizeof error) == -1 && errno == EINTR) {
+  }
+  ::_exit(127);
+}
+
+// `fd` moved above kProgressFd (see setUpChild), close-on-exec; the original is closed.
+UniqueFd above3(UniqueFd fd) {
+  if (!fd || fd.get() > kProgressFd) return fd;
+  return UniqueFd(::fcntl(fd.get(), F_DUPFD_CLOEXEC, kProgressFd + 1));
+}
+
+std::vector<char*> cArray(const std::vector<std::string>& strings, const std::string* first) {
+  std::vector<char*> array;
+  array.reserve(strings.size() + 2);
+  if (first) array.push_back(const_cast<char*>(first->c_str()));
+  for (const std::string& s : strings) array.push_back(const_cast<char*>(s.c_str()));
+  array.push_back(nullptr);
+  return array;
+}
 
 }  // namespace
 
@@ -118,39 +142,61 @@ ChildProcess::~ChildProcess() {
 std::unique_ptr<ChildProcess> ChildProcess::spawn(boost::asio::io_context& io,
                                                   const SpawnRequest& request,
                                                   std::string& error) {
+  auto fail = [&error](const char* what) {
+    error = std::string(what) + ": " + std::strerror(errno);
+    return nullptr;
+  };
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) == -1) {
-    error = std::string("cannot create the progress pipe: ") + std::strerror(errno);
-    return nullptr;
-  }
+  if (::pipe2(fds, O_CLOEXEC) == -1) return fail("cannot create the progress pipe");
   UniqueFd read_end(fds[0]), write_end(fds[1]);
-  if (::pipe2(fds, O_CLOEXEC) == -1) {
-    error = std::string("cannot create the output pipe: ") + std::strerror(errno);
-    return nullptr;
-  }
+  if (::pipe2(fds, O_CLOEXEC) == -1) return fail("cannot create the output pipe");
   UniqueFd output_read(fds[0]), output_write(fds[1]);
+  if (::pipe2(fds, O_CLOEXEC) == -1) return fail("cannot create a pipe");
+  UniqueFd exec_error_read(fds[0]), exec_error_write(fds[1]);
+  UniqueFd dev_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!dev_null) return fail("cannot open /dev/null");
+  // A daemon started with stdio closed gets low numbers from pipe(); lift the child's ends.
+  dev_null = above3(std::move(dev_null));
+  output_write = above3(std::move(output_write));
+  write_end = above3(std::move(write_end));
+  exec_error_write = above3(std::move(exec_error_write));
+  if (!dev_null || !output_write || !write_end || !exec_error_write) {
+    return fail("cannot duplicate a descriptor");
+  }
 
-  std::vector<const char*> envp;
-  envp.reserve(request.environment.size() + 1);
-  for (const std::string& entry : request.environment) envp.push_back(entry.c_str());
-  envp.push_back(nullptr);
+  const std::vector<char*> argv = cArray(request.args, &request.executable);
+  const std::vector<char*> envp = cArray(request.environment, nullptr);
+  const ChildPlan plan{request.executable.c_str(),
+                       argv.data(),
+                       envp.data(),
+                       request.working_directory.empty() ? nullptr : request.working_directory.c_str(),
+                       dev_null.get(),
+                       output_write.get(),
+                       write_end.get(),
+                       exec_error_write.get(),
+                       ::getpid(),
+                       &request};
+  const pid_t pid = ::fork();
+  if (pid == -1) return fail("cannot fork");
+  if (pid == 0) runChild(plan);
 
-  bp::error_code ec;
-  CollectorChildSetup setup{write_end.get(), ::getpid(), envp.data(), &request};
-  bp::posix::default_launcher launcher;
-  auto process = launcher(io.get_executor(), ec, bp::filesystem::path(request.executable),
-                          request.args,
-                          bp::process_stdio{nullptr, output_write.get(), output_write.get()},
-                          bp::process_start_dir{request.working_directory}, setup);
-  if (ec) {
-    error = ec.message();
+  // Only the child writes; EOF arrives when every writer is gone.
+  write_end.reset();
+  output_write.reset();
+  exec_error_write.reset();
+  int child_error = 0;
+  ssize_t n;
+  while ((n = ::read(exec_error_read.get(), &child_error, sizeof child_error)) == -1 && errno == EINTR) {
+  }
+  if (n > 0) {
+    int status;
+    while (::waitpid(pid, &status, 0) == -1 && errno == EINTR) {
+    }
+    error = std::strerror(child_error);
     return nullptr;
   }
-  write_end.reset();  // only the child writes; EOF arrives when every writer is gone
-  output_write.reset();
-  const int pid = process.id();
   for (int fd : {read_end.get(), output_read.get()}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  auto handle = std::make_unique<Handle>(Handle{std::move(process)});
+  auto handle = std::make_unique<Handle>(Handle{bp::process(io.get_executor(), pid)});
   return std::unique_ptr<ChildProcess>(new ChildProcess(io, std::move(handle), pid,
                                                         read_end.release(), output_read.release()));
 }
@@ -227,14 +273,6 @@ void forEachMarkedProcess(const std::vector<std::string>& markers, SkipGroup ski
 }
 
 }  // namespace
-
-int killLeftoverProcesses(int pgid, const std::string& job_id) {
-  int killed = 0;
-  forEachMarkedProcess(
-      {"COLLECTOR_JOB_ID=" + job_id}, [pgid](int pgrp) { return pgrp != pgid; },
-      [&killed](pid_t pid) { killed += ::kill(pid, SIGKILL) == 0; });
-  return killed;
-}
 
 int killProcessesOfJob(const std::string& job_id, const std::string& batch_id, int except_pgid) {
   const std::vector<std::string> markers = {"COLLECTOR_JOB_ID=" + job_id,

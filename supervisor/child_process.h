@@ -68,10 +68,6 @@ class ChildProcess {
 
 namespace collectord {
 
-// Kills (SIGKILL) every process in process group `pgid` whose environment says it belongs to
-// job `job_id`: what a previous supervisor instance left behind. Returns how many it killed.
-int killLeftoverProcesses(int pgid, const std::string& job_id);
-
 // Kills (SIGKILL) every live process outside process group `except_pgid` whose environment says
 // it belongs to job `job_id` of batch `batch_id`, whatever its group or session: what a run left
 // behind after a setsid or setpgid, which signals to the run's group miss. Scans /proc again
