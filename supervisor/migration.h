@@ -14,6 +14,8 @@ struct Migration {
 
 // The SQLite migrations, in order. Embedded in the binary at build time.
 const std::vector<Migration>& sqliteMigrations();
+// The PostgreSQL migrations, in order. Embedded in the binary at build time.
+const std::vector<Migration>& postgresMigrations();
 
 // Splits a migration into statements at semicolons that end a line.
 std::vector<std::string> splitSqlStatements(const std::string& sql);

@@ -1,0 +1,419 @@
+#include "postgres_job_store.h"
+
+#include <Poco/Data/PostgreSQL/Connector.h>
+#include <Poco/Data/Session.h>
+#include <Poco/Data/SessionPool.h>
+#include <Poco/Data/Statement.h>
+#include <Poco/Nullable.h>
+
+#include <limits>
+
+#include "migration.h"
+#include "postgres_support.h"
+#include "time_format.h"
+
+namespace collectord {
+
+using namespace Poco::Data::Keywords;
+using Poco::Data::Session;
+using Poco::Data::Statement;
+using postgres::guarded;
+using postgres::inTransaction;
+using postgres::PgConnection;
+using postgres::PgResult;
+
+namespace {
+
+// The key of the advisory lock under which migrations run: any fixed number, the same for
+// every collectord ("collectd" in ASCII). Advisory locks are per database, so instances on
+// different databases of one server do not wait for each other.
+constexpr Poco::Int64 kMigrationLockKey = 0x636f6c6c65637464;
+
+// Poco 1.11's PostgreSQL connector passes SQL to the server as it is: placeholders are $1, $2...
+// (it does not translate '?'), and each statement is prepared on its own, so a migration is
+// split into statements.
+constexpr const char* kJobColumns =
+    "job_id, batch_id, collector, job_name, status, progress_percent, message, error, "
+    "started_at, updated_at, ended_at, attempt, pid, max_attempts, next_attempt_at";
+constexpr const char* kBatchColumns =
+    "batch_id, status, priority, progress_percent, message, error, started_at, updated_at, "
+    "ended_at, estimated_completion";
+
+// The statements of the read path, prepared once per read connection. The statuses are
+// literals, not parameters, so that the planner can use the partial index on active runs.
+const std::string kSelectJobs = std::string("SELECT ") + kJobColumns + " FROM job_runs ";
+const std::string kFindJob = kSelectJobs + "WHERE job_id = $1";
+const std::string kJobsOfBatch = kSelectJobs + "WHERE batch_id = $1 ORDER BY position";
+const std::string kActiveRun =
+    kSelectJobs +
+    "WHERE collector = $1 AND status IN ('queued', 'running') ORDER BY started_at DESC LIMIT 1";
+const std::string kLatestRun =
+    kSelectJobs + "WHERE collector = $1 ORDER BY started_at DESC LIMIT 1";
+const std::string kLastFinishedRun =
+    kSelectJobs +
+    "WHERE collector = $1 AND status IN ('completed', 'failed', 'cancelled') "
+    "ORDER BY started_at DESC LIMIT 1";
+const std::string kHistory =
+    kSelectJobs + "ORDER BY started_at DESC, batch_id DESC, position LIMIT $1";
+const std::string kActiveJobs =
+    kSelectJobs + "WHERE status IN ('queued', 'running') ORDER BY started_at, position";
+const std::string kFindBatch =
+    std::string("SELECT ") + kBatchColumns + " FROM job_batches WHERE batch_id = $1";
+const std::string kAttemptsOf =
+    "SELECT attempt, started_at, ended_at, error FROM job_attempts WHERE job_id = $1 "
+    "ORDER BY attempt";
+const std::string kLastScheduledRun =
+    "SELECT MAX(last_fired_at) FROM schedules WHERE collector = $1";
+const std::string kSchemaVersion = "SELECT MAX(version) FROM schema_migrations";
+const std::string kPing = "SELECT 1";
+
+template <typename T>
+Poco::Nullable<T> nullable(const std::optional<T>& v) {
+  return v ? Poco::Nullable<T>(*v) : Poco::Nullable<T>();
+}
+
+Poco::Nullable<double> durationOf(Micros started_at, std::optional<Micros> ended_at) {
+  return nullable(durationSeconds(started_at, ended_at));
+}
+
+JobStatus statusOf(const std::string& text) {
+  const auto status = parseJobStatus(text);
+  if (!status) throw StoreError("unknown status '" + text + "' in the store");
+  return *status;
+}
+
+// Row `r` of kSelectJobs.
+JobRecord jobFromRow(const PgResult& q, int r) {
+  JobRecord j;
+  j.job_id = q.text(r, 0);
+  j.batch_id = q.text(r, 1);
+  j.collector = q.text(r, 2);
+  j.job_name = q.text(r, 3);
+  j.status = statusOf(q.text(r, 4));
+  j.progress_percent = q.optInt32(r, 5);
+  j.message = q.optText(r, 6);
+  j.error = q.optText(r, 7);
+  j.started_at = q.int64(r, 8);
+  j.updated_at = q.int64(r, 9);
+  j.ended_at = q.optInt64(r, 10);
+  j.attempt = q.int32(r, 11);
+  j.pid = q.optInt32(r, 12);
+  j.max_attempts = q.int32(r, 13);
+  j.next_attempt_at = q.optInt64(r, 14);
+  return j;
+}
+
+std::vector<JobRecord> jobsOf(const PgResult& q) {
+  std::vector<JobRecord> jobs;
+  jobs.reserve(static_cast<std::size_t>(q.rows()));
+  for (int r = 0; r < q.rows(); ++r) jobs.push_back(jobFromRow(q, r));
+  return jobs;
+}
+
+std::optional<JobRecord> firstJobOf(const PgResult& q) {
+  if (q.rows() == 0) return std::nullopt;
+  return jobFromRow(q, 0);
+}
+
+// A LIMIT as text; a negative limit means none, as in SQLite (PostgreSQL rejects one).
+std::string limitText(int limit) {
+  return limit < 0 ? std::to_string(std::numeric_limits<std::int64_t>::max())
+                   : std::to_string(limit);
+}
+
+// Returns how many rows the statement wrote.
+std::size_t upsertBatch(Session& session, const BatchRecord& b, bool update) {
+  Statement insert(session);
+  insert << "INSERT INTO job_batches (batch_id, status, priority, progress_percent, message, "
+            "error, started_at, updated_at, ended_at, estimated_completion, duration_seconds) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+         << (update ? "ON CONFLICT (batch_id) DO UPDATE SET status = excluded.status, "
+                      "progress_percent = excluded.progress_percent, message = excluded.message, "
+                      "error = excluded.error, updated_at = excluded.updated_at, "
+                      "ended_at = excluded.ended_at, "
+                      "estimated_completion = excluded.estimated_completion, "
+                      "duration_seconds = excluded.duration_seconds"
+                    : "ON CONFLICT DO NOTHING"),
+      bind(b.batch_id), bind(std::string(toString(b.status))),
+      bind(std::string(toString(b.priority))), bind(b.progress_percent), bind(nullable(b.message)),
+      bind(nullable(b.error)), bind(b.started_at), bind(b.updated_at), bind(nullable(b.ended_at)),
+      bind(nullable(b.estimated_completion)), bind(durationOf(b.started_at, b.ended_at));
+  return insert.execute();
+}
+
+// Returns how many rows the statement wrote: none when the job's ID is taken.
+std::size_t insertJob(Session& session, const JobRecord& j, int position,
+                      const std::string& owner) {
+  Statement insert(session);
+  insert << "INSERT INTO job_runs (job_id, batch_id, position, collector, job_name, status, "
+            "progress_percent, message, error, started_at, updated_at, ended_at, "
+            "duration_seconds, attempt, pid, max_attempts, next_attempt_at, owner) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
+            "$18) ON CONFLICT DO NOTHING",
+      bind(j.job_id), bind(j.batch_id), bind(position), bind(j.collector), bind(j.job_name),
+      bind(std::string(toString(j.status))), bind(nullable(j.progress_percent)),
+      bind(nullable(j.message)), bind(nullable(j.error)), bind(j.started_at), bind(j.updated_at),
+      bind(nullable(j.ended_at)), bind(durationOf(j.started_at, j.ended_at)), bind(j.attempt),
+      bind(nullable(j.pid)), bind(j.max_attempts), bind(nullable(j.next_attempt_at)), bind(owner);
+  return insert.execute();
+}
+
+void updateJob(Session& session, const JobRecord& j, const std::string& owner) {
+  session << "UPDATE job_runs SET status = $1, progress_percent = $2, message = $3, error = $4, "
+             "updated_at = $5, ended_at = $6, duration_seconds = $7, attempt = $8, "
+             "max_attempts = $9, pid = $10, next_attempt_at = $11, owner = $12 WHERE job_id = $13",
+      bind(std::string(toString(j.status))), bind(nullable(j.progress_percent)),
+      bind(nullable(j.message)), bind(nullable(j.error)), bind(j.updated_at),
+      bind(nullable(j.ended_at)), bind(durationOf(j.started_at, j.ended_at)), bind(j.attempt),
+      bind(j.max_attempts), bind(nullable(j.pid)), bind(nullable(j.next_attempt_at)), bind(owner),
+      bind(j.job_id), now;
+}
+
+// As SQLite's INSERT OR REPLACE: a rewritten attempt replaces the row.
+void insertAttempt(Session& session, const std::string& job_id, const AttemptRecord& a) {
+  session << "INSERT INTO job_attempts (job_id, attempt, started_at, ended_at, error) "
+             "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, attempt) DO UPDATE SET "
+             "started_at = excluded.started_at, ended_at = excluded.ended_at, "
+             "error = excluded.error",
+      bind(job_id), bind(a.attempt), bind(nullable(a.started_at)), bind(a.ended_at), bind(a.error),
+      now;
+}
+
+// A retried write of the same state change inserts nothing: (event_id, endpoint) is unique.
+void insertOutboxRow(Session& session, const WebhookOutboxRow& row) {
+  session << "INSERT INTO webhook_deliveries (event_id, endpoint, event_type, body, created_at, "
+             "next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6) "
+             "ON CONFLICT (event_id, endpoint) DO NOTHING",
+      bind(row.event_id), bind(row.endpoint), bind(row.event_type), bind(row.body),
+      bind(row.created_at), bind(row.created_at), now;
+}
+
+}  // namespace
+
+PostgresJobStore::PostgresJobStore(const std::string& url, std::string owner)
+    : owner_(std::move(owner)) {
+  settings_ = std::make_unique<postgres::ConnectionSettings>(url);
+  guarded(*settings_, "cannot open the PostgreSQL store", [&] {
+    Poco::Data::PostgreSQL::Connector::registerConnector();  // counted: a second call is harmless
+    pool_ = std::make_unique<Poco::Data::SessionPool>(
+        "PostgreSQL", settings_->pocoConnectionString(), 1, kMaxWriteSessions, 60);
+    migrate();
+  });
+}
+
+PostgresJobStore::~PostgresJobStore() = default;
+
+void PostgresJobStore::migrate() {
+  // A session of its own, not a pooled one: the advisory lock belongs to the connection, and
+  // closing the connection releases it whatever happened.
+  Session session("PostgreSQL", settings_->pocoConnectionString());
+  postgres::logNotices(session);  // "relation already exists, skipping"
+  Poco::Int64 key = kMigrationLockKey;
+  session << "SELECT pg_advisory_lock($1)", bind(key), now;
+  // Under the lock: two CREATE TABLE IF NOT EXISTS at once can both try to create the table.
+  session << "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+             "name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+      now;
+  Poco::Nullable<int> applied;
+  session << "SELECT MAX(version) FROM schema_migrations", into(applied), now;
+  const int current = applied.isNull() ? 0 : applied.value();
+  for (const Migration& m : postgresMigrations()) {
+    if (m.version <= current) continue;
+    session.begin();
+    try {
+      for (const std::string& statement : splitSqlStatements(m.sql)) {
+        Statement(session) << statement, now;
+      }
+      int version = m.version;
+      session << "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+          use(version), bind(std::string(m.name)), bind(formatTimestamp(nowMicros())), now;
+      session.commit();
+    } catch (const Poco::Exception& e) {
+      try {
+        session.rollback();
+      } catch (const Poco::Exception& rollback) {
+        Poco::Logger::get("collectord.store").debug("rollback: %s", rollback.displayText());
+      }
+      throw StoreError(std::string("migration ") + m.name + " failed on PostgreSQL " +
+                       settings_->where() + ": " + settings_->scrub(e.displayText()));
+    }
+  }
+  session << "SELECT pg_advisory_unlock($1)", bind(key), now;
+}
+
+int PostgresJobStore::schemaVersion() {
+  int version = 0;
+  withReader("cannot read the schema version", [&](PgConnection& c) {
+    const PgResult q = c.run(kSchemaVersion);
+    version = q.rows() == 0 ? 0 : q.optInt32(0, 0).value_or(0);
+  });
+  return version;
+}
+
+bool PostgresJobStore::insertBatch(const BatchRecord& batch, const std::vector<JobRecord>& jobs) {
+  return guarded(*settings_, "cannot insert the batch", [&] {
+    bool inserted = false;
+    // ON CONFLICT DO NOTHING rather than catching SQLSTATE 23505: Poco reports it only inside
+    // its message text, and a failed statement would abort the transaction. A taken ID writes
+    // no row, and the transaction is rolled back.
+    inTransaction(*pool_, [&](Session& session) {
+      if (upsertBatch(session, batch, false) == 0) return false;
+      for (std::size_t i = 0; i < jobs.size(); ++i) {
+        if (insertJob(session, jobs[i], static_cast<int>(i), owner_) == 0) return false;
+      }
+      inserted = true;
+      return true;
+    });
+    return inserted;
+  });
+}
+
+void PostgresJobStore::save(const std::vector<JobRecord>& jobs,
+                            const std::vector<BatchRecord>& batches,
+                            const std::vector<std::pair<std::string, AttemptRecord>>& attempts,
+                            const std::vector<WebhookOutboxRow>& outbox) {
+  guarded(*settings_, "cannot save job state", [&] {
+    inTransaction(*pool_, [&](Session& session) {
+      for (const BatchRecord& b : batches) upsertBatch(session, b, true);
+      for (const JobRecord& j : jobs) updateJob(session, j, owner_);
+      for (const auto& [job_id, attempt] : attempts) insertAttempt(session, job_id, attempt);
+      for (const WebhookOutboxRow& row : outbox) insertOutboxRow(session, row);
+      return true;
+    });
+  });
+}
+
+void PostgresJobStore::withReader(const char* what, const std::function<void(PgConnection&)>& fn) {
+  guarded(*settings_, what, [&] {
+    std::unique_ptr<PgConnection> reader;
+    {
+      std::lock_guard lock(readers_mutex_);
+      while (!idle_readers_.empty() && !reader) {
+        reader = std::move(idle_readers_.back());
+        idle_readers_.pop_back();
+        if (!reader->usable()) reader.reset();  // closed by the server meanwhile
+      }
+    }
+    if (reader) {
+      try {
+        fn(*reader);
+      } catch (const std::runtime_error& e) {
+        // The server went away after the check above: reads are safe to run again.
+        if (!reader->broken()) throw;
+        Poco::Logger::get("collectord.store")
+            .debug("dropping a dead read connection: %s", std::string(e.what()));
+        reader.reset();
+      }
+    }
+    if (!reader) {
+      reader = std::make_unique<PgConnection>(*settings_);
+      fn(*reader);  // a reader that failed is dropped, not reused
+    }
+    std::lock_guard lock(readers_mutex_);
+    if (idle_readers_.size() < kMaxIdleReaders) idle_readers_.push_back(std::move(reader));
+  });
+}
+
+std::vector<AttemptRecord> PostgresJobStore::attemptsOf(const std::string& job_id) {
+  std::vector<AttemptRecord> attempts;
+  withReader("cannot read the job's attempts", [&](PgConnection& c) {
+    const PgResult q = c.run(kAttemptsOf, {job_id});
+    attempts.clear();
+    for (int r = 0; r < q.rows(); ++r) {
+      attempts.push_back(
+          AttemptRecord{q.int32(r, 0), q.optInt64(r, 1), q.int64(r, 2), q.text(r, 3)});
+    }
+  });
+  return attempts;
+}
+
+std::optional<BatchRecord> PostgresJobStore::findBatch(const std::string& batch_id) {
+  std::optional<BatchRecord> batch;
+  withReader("cannot read the batch", [&](PgConnection& c) {
+    const PgResult q = c.run(kFindBatch, {batch_id});
+    if (q.rows() == 0) return;
+    BatchRecord b;
+    b.batch_id = q.text(0, 0);
+    b.status = statusOf(q.text(0, 1));
+    b.priority = parsePriority(q.text(0, 2)).value_or(Priority::kNormal);
+    b.progress_percent = q.int32(0, 3);
+    b.message = q.optText(0, 4);
+    b.error = q.optText(0, 5);
+    b.started_at = q.int64(0, 6);
+    b.updated_at = q.int64(0, 7);
+    b.ended_at = q.optInt64(0, 8);
+    b.estimated_completion = q.optInt64(0, 9);
+    batch = std::move(b);
+  });
+  return batch;
+}
+
+std::vector<JobRecord> PostgresJobStore::jobsOfBatch(const std::string& batch_id) {
+  std::vector<JobRecord> jobs;
+  withReader("cannot read the batch's jobs",
+             [&](PgConnection& c) { jobs = jobsOf(c.run(kJobsOfBatch, {batch_id})); });
+  return jobs;
+}
+
+std::optional<JobRecord> PostgresJobStore::findJob(const std::string& job_id) {
+  std::optional<JobRecord> job;
+  withReader("cannot read the job",
+             [&](PgConnection& c) { job = firstJobOf(c.run(kFindJob, {job_id})); });
+  return job;
+}
+
+std::optional<JobRecord> PostgresJobStore::latestRun(const std::string& collector) {
+  std::optional<JobRecord> job;
+  withReader("cannot read the latest run", [&](PgConnection& c) {
+    job = firstJobOf(c.run(kActiveRun, {collector}));
+    if (!job) job = firstJobOf(c.run(kLatestRun, {collector}));
+  });
+  return job;
+}
+
+std::optional<JobRecord> PostgresJobStore::lastFinishedRun(const std::string& collector) {
+  std::optional<JobRecord> job;
+  withReader("cannot read the last finished run",
+             [&](PgConnection& c) { job = firstJobOf(c.run(kLastFinishedRun, {collector})); });
+  return job;
+}
+
+std::vector<JobRecord> PostgresJobStore::history(int limit) {
+  std::vector<JobRecord> jobs;
+  withReader("cannot read the history",
+             [&](PgConnection& c) { jobs = jobsOf(c.run(kHistory, {limitText(limit)})); });
+  return jobs;
+}
+
+std::vector<JobRecord> PostgresJobStore::activeJobs() {
+  std::vector<JobRecord> jobs;
+  withReader("cannot read the active jobs",
+             [&](PgConnection& c) { jobs = jobsOf(c.run(kActiveJobs)); });
+  return jobs;
+}
+
+std::optional<Micros> PostgresJobStore::lastScheduledRun(const std::string& collector) {
+  std::optional<Micros> at;
+  withReader("cannot read the schedule", [&](PgConnection& c) {
+    const PgResult q = c.run(kLastScheduledRun, {collector});
+    at = q.rows() == 0 ? std::nullopt : q.optInt64(0, 0);
+  });
+  return at;
+}
+
+void PostgresJobStore::recordScheduledRun(const std::string& collector, Micros at) {
+  guarded(*settings_, "cannot record the schedule", [&] {
+    inTransaction(*pool_, [&](Session& session) {
+      session << "INSERT INTO schedules (collector, last_fired_at) VALUES ($1, $2) "
+                 "ON CONFLICT (collector) DO UPDATE SET last_fired_at = excluded.last_fired_at",
+          bind(collector), bind(at), now;
+      return true;
+    });
+  });
+}
+
+void PostgresJobStore::ping() {
+  withReader("the store does not answer", [&](PgConnection& c) { c.run(kPing); });
+}
+
+}  // namespace collectord

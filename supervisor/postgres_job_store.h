@@ -1,0 +1,92 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "job_store.h"
+#include "webhook_store.h"
+
+namespace Poco::Data {
+class SessionPool;
+}
+
+namespace collectord {
+
+namespace postgres {
+class ConnectionSettings;
+class PgConnection;
+}  // namespace postgres
+
+// JobStore on a PostgreSQL database, which several collectord instances may share. Writes and
+// migrations go through Poco::Data's PostgreSQL connector on a session pool; reads, the path of
+// every status request, through libpq on kept connections with statements prepared once (see
+// postgres_support.h for why). A connection that the server closed (it restarted) is dropped
+// when next taken, so the store works again as soon as the server does. It also holds the
+// webhook outbox (postgres_webhook_store.cpp).
+class PostgresJobStore final : public JobStore, public WebhookStore {
+ public:
+  // Connects to `url` (postgresql://user:password@host:port/database, or a libpq key=value
+  // string) and applies pending migrations, under an advisory lock so that instances starting
+  // together apply each one once. `owner` names this daemon instance in the rows it writes.
+  // Throws StoreError, naming the server but never the password, when the URL is malformed or
+  // the database cannot be reached (within connect_timeout, 10 s unless the URL sets it) or
+  // migrated.
+  explicit PostgresJobStore(const std::string& url, std::string owner = "");
+  ~PostgresJobStore() override;
+
+  bool insertBatch(const BatchRecord& batch, const std::vector<JobRecord>& jobs) override;
+  void save(const std::vector<JobRecord>& jobs, const std::vector<BatchRecord>& batches,
+            const std::vector<std::pair<std::string, AttemptRecord>>& attempts = {},
+            const std::vector<WebhookOutboxRow>& outbox = {}) override;
+  std::vector<AttemptRecord> attemptsOf(const std::string& job_id) override;
+  std::optional<BatchRecord> findBatch(const std::string& batch_id) override;
+  std::vector<JobRecord> jobsOfBatch(const std::string& batch_id) override;
+  std::optional<JobRecord> findJob(const std::string& job_id) override;
+  std::optional<JobRecord> latestRun(const std::string& collector) override;
+  std::optional<JobRecord> lastFinishedRun(const std::string& collector) override;
+  std::vector<JobRecord> history(int limit) override;
+  std::vector<JobRecord> activeJobs() override;
+  void ping() override;
+  std::optional<Micros> lastScheduledRun(const std::string& collector) override;
+  void recordScheduledRun(const std::string& collector, Micros at) override;
+
+  std::vector<WebhookDeliveryRecord> dueWebhookDeliveries(const std::string& endpoint, Micros now,
+                                                          int limit) override;
+  std::optional<Micros> nextWebhookDue(const std::string& endpoint) override;
+  void recordWebhookAttempt(std::int64_t delivery_id, const WebhookAttemptRecord& attempt,
+                            DeliveryState state, Micros next_attempt_at) override;
+  std::vector<WebhookDeliveryRecord> webhookDeliveries(int limit,
+                                                       std::optional<DeliveryState> state) override;
+  std::vector<std::string> pendingWebhookEndpoints() override;
+  int abandonWebhookDeliveries(const std::string& endpoint, const std::string& error,
+                               Micros now) override;
+  int pruneWebhookDeliveries(Micros before) override;
+
+  // The highest applied migration version.
+  int schemaVersion();
+
+ private:
+  // Read connections kept for reuse; more than this many idle at once are closed (each is a
+  // server process).
+  static constexpr std::size_t kMaxIdleReaders = 16;
+  // Pooled write sessions: the supervisor thread, the webhook senders and migrations.
+  static constexpr int kMaxWriteSessions = 16;
+
+  void migrate();
+  // Runs `fn` on an idle read connection (a new one if none is usable), then keeps the
+  // connection for the next call. When a kept connection turns out broken, `fn` runs again on
+  // a new one, so it must assign its results rather than append to them. Failures become
+  // StoreError("what (PostgreSQL where): ...").
+  void withReader(const char* what, const std::function<void(postgres::PgConnection&)>& fn);
+
+  std::unique_ptr<postgres::ConnectionSettings> settings_;
+  std::string owner_;
+  std::unique_ptr<Poco::Data::SessionPool> pool_;
+  std::mutex readers_mutex_;
+  std::vector<std::unique_ptr<postgres::PgConnection>> idle_readers_;  // guarded by readers_mutex_
+};
+
+}  // namespace collectord

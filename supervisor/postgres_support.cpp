@@ -1,0 +1,238 @@
+#include "postgres_support.h"
+
+#include <Poco/Data/PostgreSQL/SessionHandle.h>
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <charconv>
+#include <memory>
+#include <stdexcept>
+
+namespace collectord::postgres {
+
+namespace {
+
+// Settings collectord always wants unless the URL says otherwise: a bounded wait for a server
+// that does not answer, text exchanged as UTF-8 whatever the server's default, and a name in
+// pg_stat_activity.
+constexpr std::pair<const char*, const char*> kDefaults[] = {
+    {"connect_timeout", "10"}, {"client_encoding", "UTF8"}, {"application_name", "collectord"}};
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+// Server notices (a table that already exists...) go to the log, not to stderr.
+void logNotice(void*, const char* message) {
+  Poco::Logger::get("collectord.store").debug("PostgreSQL: %s", trimmed(message));
+}
+
+// The password as written in `url` (percent-encoded in a URL), for scrubbing the messages of a
+// URL that libpq could not parse; empty when there is none.
+std::string rawPassword(const std::string& url) {
+  const auto scheme = url.find("://");
+  if (scheme != std::string::npos) {
+    const auto start = scheme + 3;
+    const auto authority_end = url.find_first_of("/?", start);
+    const std::string authority = url.substr(start, authority_end - start);
+    const auto at = authority.rfind('@');
+    if (at == std::string::npos) return "";
+    const auto colon = authority.find(':');
+    return colon < at ? authority.substr(colon + 1, at - colon - 1) : "";
+  }
+  const auto key = url.find("password=");
+  if (key == std::string::npos) return "";
+  const auto start = key + 9;
+  return url.substr(start, url.find(' ', start) - start);
+}
+
+}  // namespace
+
+ConnectionSettings::ConnectionSettings(const std::string& url) {
+  char* error = nullptr;
+  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> parsed(
+      PQconninfoParse(url.c_str(), &error), &PQconninfoFree);
+  if (!parsed) {
+    std::string message = error ? trimmed(error) : std::string("out of memory");
+    PQfreemem(error);
+    // libpq quotes the part it could not parse, which may hold the password.
+    const std::string password = rawPassword(url);
+    for (std::size_t at = password.empty() ? std::string::npos : message.find(password);
+         at != std::string::npos; at = message.find(password, at + 3)) {
+      message.replace(at, password.size(), "***");
+    }
+    throw StoreError(
+        "the store URL is not a PostgreSQL URL (postgresql://user:password@host:"
+        "port/database): " +
+        message);
+  }
+  std::string user, host, port, dbname;
+  for (const PQconninfoOption* o = parsed.get(); o->keyword; ++o) {
+    if (!o->val) continue;
+    const std::string keyword = o->keyword;
+    options_.emplace_back(keyword, o->val);
+    if (keyword == "password") password_ = o->val;
+    if (keyword == "user") user = o->val;
+    if (keyword == "host" || (keyword == "hostaddr" && host.empty())) host = o->val;
+    if (keyword == "port") port = o->val;
+    if (keyword == "dbname") dbname = o->val;
+  }
+  for (const auto& [keyword, value] : kDefaults) {
+    bool given = false;
+    for (const auto& option : options_) given = given || option.first == keyword;
+    if (!given) options_.emplace_back(keyword, value);
+  }
+  where_ = (user.empty() ? "" : user + "@") + (host.empty() ? "localhost" : host) +
+           (port.empty() ? "" : ":" + port) + "/" + (dbname.empty() ? user : dbname);
+}
+
+std::string ConnectionSettings::pocoConnectionString() const {
+  std::string out;
+  for (const auto& [keyword, value] : options_) {
+    if (value.find_first_of(" \t\n") != std::string::npos) {
+      throw StoreError("the store URL's " + keyword +
+                       " holds a space, which Poco's PostgreSQL connector cannot pass on");
+    }
+    if (!out.empty()) out += ' ';
+    out += keyword;
+    out += '=';
+    for (const char c : value) {
+      if (c == '\\' || c == '\'') out += '\\';
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string ConnectionSettings::scrub(std::string message) const {
+  if (password_.empty()) return message;
+  for (std::size_t at = message.find(password_); at != std::string::npos;
+       at = message.find(password_, at + 3)) {
+    message.replace(at, password_.size(), "***");
+  }
+  return message;
+}
+
+PgResult::~PgResult() { PQclear(result_); }
+
+int PgResult::rows() const { return PQntuples(result_); }
+
+bool PgResult::isNull(int row, int column) const { return PQgetisnull(result_, row, column) == 1; }
+
+std::string PgResult::text(int row, int column) const {
+  return std::string(PQgetvalue(result_, row, column),
+                     static_cast<std::size_t>(PQgetlength(result_, row, column)));
+}
+
+std::optional<std::string> PgResult::optText(int row, int column) const {
+  return isNull(row, column) ? std::nullopt : std::optional<std::string>(text(row, column));
+}
+
+std::int64_t PgResult::int64(int row, int column) const {
+  const char* begin = PQgetvalue(result_, row, column);
+  const char* end = begin + PQgetlength(result_, row, column);
+  std::int64_t value = 0;
+  const auto [stop, ec] = std::from_chars(begin, end, value);
+  if (ec != std::errc() || stop != end || begin == end) {
+    throw StoreError(std::string("column ") + PQfname(result_, column) + " holds '" +
+                     std::string(begin, end) + "', not an integer");
+  }
+  return value;
+}
+
+std::optional<std::int64_t> PgResult::optInt64(int row, int column) const {
+  return isNull(row, column) ? std::nullopt : std::optional<std::int64_t>(int64(row, column));
+}
+
+int PgResult::int32(int row, int column) const { return static_cast<int>(int64(row, column)); }
+
+std::optional<int> PgResult::optInt32(int row, int column) const {
+  return isNull(row, column) ? std::nullopt : std::optional<int>(int32(row, column));
+}
+
+PgConnection::PgConnection(const ConnectionSettings& settings) {
+  std::vector<const char*> keywords, values;
+  for (const auto& [keyword, value] : settings.options()) {
+    keywords.push_back(keyword.c_str());
+    values.push_back(value.c_str());
+  }
+  keywords.push_back(nullptr);
+  values.push_back(nullptr);
+  conn_ = PQconnectdbParams(keywords.data(), values.data(), 0);
+  if (!conn_) throw std::runtime_error("cannot connect: out of memory");
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    const std::string message = trimmed(PQerrorMessage(conn_));
+    PQfinish(conn_);
+    throw std::runtime_error("cannot connect: " + message);
+  }
+  PQsetNoticeProcessor(conn_, &logNotice, nullptr);
+}
+
+PgConnection::~PgConnection() { PQfinish(conn_); }
+
+void PgConnection::fail(std::string_view what, pg_result* result) const {
+  std::string message = trimmed(result ? PQresultErrorMessage(result) : PQerrorMessage(conn_));
+  if (message.empty()) message = trimmed(PQerrorMessage(conn_));
+  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  if (state) message += std::string(" (SQLSTATE ") + state + ")";
+  PQclear(result);
+  throw std::runtime_error(std::string(what) + ": " + message);
+}
+
+PgResult PgConnection::run(const std::string& sql, const std::vector<std::string>& params) {
+  auto found = prepared_.find(&sql);
+  if (found == prepared_.end()) {
+    std::string name = "collectord_" + std::to_string(prepared_.size());
+    PGresult* prepared =
+        PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(params.size()), nullptr);
+    if (PQresultStatus(prepared) != PGRES_COMMAND_OK) fail("cannot prepare", prepared);
+    PQclear(prepared);
+    found = prepared_.emplace(&sql, std::move(name)).first;
+  }
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const std::string& p : params) values.push_back(p.c_str());
+  PGresult* result = PQexecPrepared(conn_, found->second.c_str(), static_cast<int>(params.size()),
+                                    values.data(), nullptr, nullptr, 0);
+  const ExecStatusType status = PQresultStatus(result);
+  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) fail("query failed", result);
+  return PgResult(result);
+}
+
+bool PgConnection::usable() {
+  if (PQstatus(conn_) != CONNECTION_OK || PQtransactionStatus(conn_) != PQTRANS_IDLE) return false;
+  pollfd socket{PQsocket(conn_), POLLIN, 0};
+  const int ready = ::poll(&socket, 1, 0);
+  if (ready == 0) return true;
+  if (ready < 0) return false;
+  // An idle connection hears from the server when it goes away (a FATAL message, then the end
+  // of the stream) or, rarely, with a notice: read what came, and see whether it is still up.
+  return PQconsumeInput(conn_) == 1 && PQstatus(conn_) == CONNECTION_OK;
+}
+
+bool PgConnection::broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+
+void logNotices(Poco::Data::Session& session) {
+  // Poco's PostgreSQL sessions publish their libpq handle as the property "handle".
+  auto* handle =
+      Poco::AnyCast<Poco::Data::PostgreSQL::SessionHandle*>(session.getProperty("handle"));
+  PQsetNoticeProcessor(*handle, &logNotice, nullptr);
+}
+
+Poco::Data::Session beginTransaction(Poco::Data::SessionPool& pool) {
+  for (int tries = 0;; ++tries) {
+    Poco::Data::Session session = pool.get();
+    logNotices(session);
+    try {
+      session.begin();
+      return session;
+    } catch (const Poco::Exception& e) {
+      if (session.isConnected() || tries > pool.capacity()) throw;
+      Poco::Logger::get("collectord.store")
+          .debug("dropping a dead pooled session: %s", e.displayText());
+    }
+  }
+}
+
+}  // namespace collectord::postgres
