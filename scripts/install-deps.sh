@@ -10,6 +10,8 @@ packages=(
   python3 curl sqlite3 openssl
   # Tests: response schemas, metrics parsing, the browser check of CORS.
   python3-jsonschema python3-prometheus-client python3-pip python3-setuptools chromium
+  # The PostgreSQL store's tests run a real server of their own (scripts/test-postgres.sh).
+  postgresql
   # Fuzzing (scripts/run-fuzzers.sh): clang with libFuzzer and the sanitizer runtimes.
   clang libclang-rt-14-dev
   "$@"
