@@ -90,8 +90,9 @@ void checkConfig(const collectord::Config& config) {
   FUZZ_CHECK(config.http_timeout.count() > 0, "the HTTP timeout is positive");
   FUZZ_CHECK(config.shutdown_grace.count() > 0, "the shutdown grace is positive");
   FUZZ_CHECK(config.max_concurrent >= 1, "max_concurrent is positive");
-  FUZZ_CHECK(!config.sqlite_path.empty() && config.sqlite_path.front() == '/',
-             "the SQLite path is absolute");
+  FUZZ_CHECK(config.store_url.rfind("postgres", 0) == 0 ||
+                 (!config.sqlite_path.empty() && config.sqlite_path.front() == '/'),
+             "a SQLite store's path is absolute");
   FUZZ_CHECK(config.log_max_bytes_per_job > 0, "the log size limit is positive");
   FUZZ_CHECK(config.log_retention_days >= 0, "log retention is not negative");
   FUZZ_CHECK(config.requests_per_minute >= 1, "the rate limit is positive");

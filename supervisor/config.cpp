@@ -674,8 +674,9 @@ void readConfig(IniReader& r, ConfigResult& result) {
   config.store_url = r.getString("store.url", config.store_url);
   if (config.store_url.rfind("sqlite:", 0) == 0 && config.store_url.size() > 7) {
     config.sqlite_path = r.resolve(config.store_url.substr(7));
-  } else if (config.store_url.rfind("postgresql://", 0) == 0) {
-    r.problem("store.url", "the PostgreSQL store is not available in this release yet");
+  } else if (config.store_url.rfind("postgresql://", 0) == 0 ||
+             config.store_url.rfind("postgres://", 0) == 0) {
+    // Checked when collectord connects: libpq names what is wrong with the URL then.
   } else {
     r.problem("store.url", "'" + config.store_url +
                                "' is not a store URL (sqlite:PATH or postgresql://...)");

@@ -69,7 +69,7 @@ struct Config {
   std::string tls_key_file;
 
   std::string store_url = "sqlite:collectord.db";
-  std::string sqlite_path;  // resolved from store_url
+  std::string sqlite_path;  // resolved from store_url; empty for a PostgreSQL store
 
   std::string collectors_directory;
   int max_concurrent = 8;

@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include "auth.h"
@@ -30,6 +31,7 @@
 #include "daemon_reload.h"
 #include "event_hub.h"
 #include "http_server.h"
+#include "postgres_job_store.h"
 #include "sqlite_job_store.h"
 #include "supervisor.h"
 #include "time_format.h"
@@ -68,6 +70,26 @@ std::string instanceId(const Config& config) {
   ::gethostname(host, sizeof host - 1);
   return std::string(host) + ":" + std::to_string(config.http_port) + ":" +
          std::to_string(::getpid()) + ":" + formatTimestamp(nowMicros());
+}
+
+// The store store.url names. Each implements both the job store and the webhook outbox.
+struct Stores {
+  std::unique_ptr<SqliteJobStore> sqlite;
+  std::unique_ptr<PostgresJobStore> postgres;
+
+  JobStore& jobs() { return sqlite ? static_cast<JobStore&>(*sqlite) : *postgres; }
+  WebhookStore& outbox() { return sqlite ? static_cast<WebhookStore&>(*sqlite) : *postgres; }
+};
+
+Stores openStores(const Config& config) {
+  Stores stores;
+  if (config.sqlite_path.empty()) {
+    stores.postgres = std::make_unique<PostgresJobStore>(config.store_url, instanceId(config));
+    stores.postgres->holdExclusiveUse();
+  } else {
+    stores.sqlite = std::make_unique<SqliteJobStore>(config.sqlite_path, instanceId(config));
+  }
+  return stores;
 }
 
 // Writes the bound port to `path` atomically, so a reader never sees a half-written number.
@@ -155,18 +177,19 @@ class CollectordApp final : public Poco::Util::ServerApplication {
     }
     try {
       Metrics metrics;
-      SqliteJobStore store(config.sqlite_path, instanceId(config));
+      Stores stores = openStores(config);
+      JobStore& store = stores.jobs();
       http::EventHub events(store,
                             {config.events_heartbeat, config.events_max_streams,
                              config.events_client_buffer, config.events_replay_buffer},
                             metrics);
-      WebhookSender webhooks(store, metrics);
+      WebhookSender webhooks(stores.outbox(), metrics);
       SupervisorOptions supervision;
       supervision.on_saved.push_back([&events](const StateChange& c) { events.publish(c); });
       supervision.on_saved.push_back([&webhooks](const StateChange& c) { webhooks.noteSaved(c); });
       supervision.webhook_payload = http::webhookPayloadJson;
       Supervisor supervisor(config, store, supervision, &metrics);
-      http::DaemonContext context(store, supervisor, &store);
+      http::DaemonContext context(store, supervisor, &stores.outbox());
       http::Router router;
       http::addApiRoutes(router, context, metrics, config.docs_directory,
                          {config.public_docs, config.public_health, config.public_metrics},

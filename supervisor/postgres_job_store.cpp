@@ -28,6 +28,8 @@ namespace {
 // every collectord ("collectd" in ASCII). Advisory locks are per database, so instances on
 // different databases of one server do not wait for each other.
 constexpr Poco::Int64 kMigrationLockKey = 0x636f6c6c65637464;
+// The key of holdExclusiveUse()'s lock: the next number.
+const std::string kTakeExclusiveUse = "SELECT pg_try_advisory_lock(7165064744983032933)";
 
 // Poco 1.11's PostgreSQL connector passes SQL to the server as it is: placeholders are $1, $2...
 // (it does not translate '?'), and each statement is prepared on its own, so a migration is
@@ -70,6 +72,20 @@ const std::string kPing = "SELECT 1";
 template <typename T>
 Poco::Nullable<T> nullable(const std::optional<T>& v) {
   return v ? Poco::Nullable<T>(*v) : Poco::Nullable<T>();
+}
+
+// PostgreSQL's text cannot hold a NUL character, which SQLite's can and a collector may send
+// (as \u0000 in a message). Stored as U+FFFD instead: refused, it would fail the write, and the
+// supervisor would retry that same row, and every change after it, for ever.
+std::string storable(std::string text) {
+  for (std::size_t at = text.find('\0'); at != std::string::npos; at = text.find('\0', at + 3)) {
+    text.replace(at, 1, "\xEF\xBF\xBD");
+  }
+  return text;
+}
+
+Poco::Nullable<std::string> nullable(const std::optional<std::string>& v) {
+  return v ? Poco::Nullable<std::string>(storable(*v)) : Poco::Nullable<std::string>();
 }
 
 Poco::Nullable<double> durationOf(Micros started_at, std::optional<Micros> ended_at) {
@@ -175,7 +191,7 @@ void insertAttempt(Session& session, const std::string& job_id, const AttemptRec
              "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, attempt) DO UPDATE SET "
              "started_at = excluded.started_at, ended_at = excluded.ended_at, "
              "error = excluded.error",
-      bind(job_id), bind(a.attempt), bind(nullable(a.started_at)), bind(a.ended_at), bind(a.error),
+      bind(job_id), bind(a.attempt), bind(nullable(a.started_at)), bind(a.ended_at), bind(storable(a.error)),
       now;
 }
 
@@ -202,6 +218,20 @@ PostgresJobStore::PostgresJobStore(const std::string& url, std::string owner)
 }
 
 PostgresJobStore::~PostgresJobStore() = default;
+
+void PostgresJobStore::holdExclusiveUse() {
+  bool taken = false;
+  guarded(*settings_, "cannot take the PostgreSQL store", [&] {
+    auto connection = std::make_unique<PgConnection>(*settings_);
+    taken = connection->run(kTakeExclusiveUse).text(0, 0) == "t";
+    if (taken) exclusive_use_ = std::move(connection);
+  });
+  if (!taken) {
+    throw StoreError("another collectord is using the PostgreSQL database " + settings_->where() +
+                     "; one database serves one collectord in this release (several nodes on "
+                     "one database need job claiming, which is not built yet)");
+  }
+}
 
 void PostgresJobStore::migrate() {
   // A session of its own, not a pooled one: the advisory lock belongs to the connection, and

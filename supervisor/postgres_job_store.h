@@ -68,6 +68,14 @@ class PostgresJobStore final : public JobStore, public WebhookStore {
   // The highest applied migration version.
   int schemaVersion();
 
+  // Takes this database for this instance alone, for the store's lifetime (a session advisory
+  // lock on a connection of its own). Until nodes claim jobs through the database, a second
+  // collectord on the same database would resolve the first one's running jobs as left over
+  // from a crash and start its queued jobs a second time; so it must not start. Throws
+  // StoreError when another instance holds the database. The lock goes with its connection:
+  // should the server restart, it is not taken again.
+  void holdExclusiveUse();
+
  private:
   // Read connections kept for reuse; more than this many idle at once are closed (each is a
   // server process).
@@ -85,6 +93,7 @@ class PostgresJobStore final : public JobStore, public WebhookStore {
   std::unique_ptr<postgres::ConnectionSettings> settings_;
   std::string owner_;
   std::unique_ptr<Poco::Data::SessionPool> pool_;
+  std::unique_ptr<postgres::PgConnection> exclusive_use_;  // holds holdExclusiveUse()'s lock
   std::mutex readers_mutex_;
   std::vector<std::unique_ptr<postgres::PgConnection>> idle_readers_;  // guarded by readers_mutex_
 };
