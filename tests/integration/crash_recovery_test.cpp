@@ -1,9 +1,10 @@
 // Crash and restart: the daemon is killed with SIGKILL while jobs run, while a client triggers
 // runs, while collectors flood progress lines and in the middle of a SIGTERM shutdown, then
-// started again on the same folder. After each restart the SQLite file itself (read here with
-// Poco::Data, not through the API) must show: every job terminal with the exact error of its
-// fate, every batch the API acknowledged present exactly once with exactly its jobs, no orphan
-// rows, `PRAGMA integrity_check` = ok, and no process left of any of those jobs.
+// started again on the same folder. After each restart the store's database itself (read
+// directly, not through the API: the SQLite file, or the PostgreSQL database in the suite's
+// PostgreSQL run) must show: every job terminal with the exact error of its fate, every batch
+// the API acknowledged present exactly once with exactly its jobs, no orphan rows, SQLite's
+// `PRAGMA integrity_check` = ok, and no process left of any of those jobs.
 //
 // The random moments come from a seeded generator: the seed is printed, and
 // COLLECTORD_CRASH_SEED=N replays a run. COLLECTORD_CRASH_ITERATIONS sets how many kills the
@@ -32,6 +33,7 @@
 
 #include "api_checks.h"
 #include "daemon_harness.h"
+#include "postgres_server.h"
 #include "supervision_support.h"
 
 namespace collectord::test {
@@ -85,28 +87,33 @@ awk -v stop="$STOP" 'BEGIN {
 printf '{"progress": 100, "message": "done"}\n' >&3
 )sh";
 
-// The store file, read directly.
+// The store's database, read directly: the SQLite file through Poco::Data, or the PostgreSQL
+// database (when the suite runs against one) through libpq. Queries take at most one `?`.
 class StoreFile {
  public:
-  explicit StoreFile(const std::string& path) : session_(open(path)) {}
+  explicit StoreFile(const DaemonConfig& config)
+      : postgres_url_(config.onPostgres() ? config.storeUrl() : ""),
+        session_(open(postgres_url_.empty() ? config.dbPath() : ":memory:")) {}
 
+  // SQLite's own check of the file; PostgreSQL keeps its pages consistent itself (WAL and
+  // checksummed crash recovery), so there is nothing of ours to check there.
   std::string integrityCheck() {
+    if (!postgres_url_.empty()) return "ok";
     std::string result;
     session_ << "PRAGMA integrity_check", into(result), now;
     return result;
   }
   int count(const std::string& sql, const std::string& arg = "") {
-    int n = 0;
-    if (arg.empty()) {
-      session_ << sql, into(n), now;
-    } else {
-      std::string value = arg;
-      session_ << sql, use(value), into(n), now;
-    }
-    return n;
+    return std::stoi(rows(sql, arg).at(0).at(0));
   }
   // Every row of `sql` as strings (NULL as "<null>").
   std::vector<std::vector<std::string>> rows(const std::string& sql, const std::string& arg = "") {
+    if (!postgres_url_.empty()) {
+      std::string numbered = sql;
+      if (const auto at = numbered.find('?'); at != std::string::npos) numbered.replace(at, 1, "$1");
+      return queryRows(postgres_url_, numbered,
+                       arg.empty() ? std::vector<std::string>{} : std::vector<std::string>{arg});
+    }
     Statement statement(session_);
     std::string value = arg;
     statement << sql;
@@ -132,6 +139,7 @@ class StoreFile {
     session.setConnectionTimeout(10);  // the daemon may hold the write lock for a moment
     return session;
   }
+  std::string postgres_url_;
   Session session_;
 };
 
@@ -386,7 +394,7 @@ TEST_F(CrashRecovery, AfterKill9FiftyRunningJobsFailWithTheRestartErrorAndNothin
   }
   EXPECT_EQ(restarted.stop(), 0);
 
-  StoreFile store(config_.dbPath());
+  StoreFile store(config_);
   EXPECT_EQ(store.count("SELECT COUNT(*) FROM job_batches"), 10);
   EXPECT_EQ(store.count("SELECT COUNT(*) FROM job_runs"), 50);
   EXPECT_EQ(store.count("SELECT COUNT(*) FROM job_runs WHERE status = 'failed' AND error = ?",
@@ -514,7 +522,7 @@ TEST_F(CrashRecovery, KillsAtRandomMomentsLoseNoAcknowledgedRunAndLeaveNothingBe
 
     writeFile(stopFile(), "");  // from now on, runs that start again end on their own
     daemon.emplace(config_);
-    StoreFile store(config_.dbPath());
+    StoreFile store(config_);
     ASSERT_TRUE(waitForQuietStore(store, std::chrono::seconds(30)))
         << store.count("SELECT COUNT(*) FROM job_runs WHERE status IN ('queued','running')")
         << " jobs still active";
@@ -525,7 +533,7 @@ TEST_F(CrashRecovery, KillsAtRandomMomentsLoseNoAcknowledgedRunAndLeaveNothingBe
   }
   ASSERT_TRUE(daemon.has_value());
   EXPECT_EQ(daemon->stop(), 0);
-  StoreFile store(config_.dbPath());
+  StoreFile store(config_);
   EXPECT_EQ(store.integrityCheck(), "ok");
   std::lock_guard lock(ledger_.mutex);
   std::cout << "[ crash    ] " << iterations << " kills, " << ledger_.batches.size()

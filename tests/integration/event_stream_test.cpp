@@ -262,8 +262,11 @@ TEST(EventStream, ResumingWithLastEventIdReplaysExactlyTheMissedEvents) {
                        })
                 .status,
             200);
-  // A witness that reads the whole time, and a client that goes away and comes back.
+  // A witness that reads the whole time, and a client that goes away and comes back. The
+  // witness's opening state is read before the other opens: each stream's opening state takes
+  // new IDs, and the witness's must not come after the ID the other resumes from.
   SseStream witness(daemon.port(), batchEvents(run.batch_id));
+  ASSERT_FALSE(witness.readUntil([](const SseEvent& e) { return e.event == "batch"; }).empty());
   auto leaving = std::make_unique<SseStream>(daemon.port(), batchEvents(run.batch_id));
   const auto before = leaving->readUntil([](const SseEvent& e) { return e.event == "batch"; });
   ASSERT_FALSE(before.empty());

@@ -22,6 +22,7 @@ using namespace std::chrono_literals;
 using test::createDatabase;
 using test::PostgresServer;
 using test::queryValue;
+using test::sharedPostgres;
 
 constexpr Micros kT0 = 1'700'000'000'000'000;  // 2023-11-14, in microseconds
 
@@ -61,6 +62,7 @@ std::vector<std::string> idsOf(const std::vector<JobRecord>& jobs) {
 class PostgresStore : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    if (sharedPostgres()) return;
     try {
       server_ = new PostgresServer();
     } catch (const std::exception& e) {
@@ -75,6 +77,8 @@ class PostgresStore : public ::testing::Test {
   }
 
   void SetUp() override {
+    // These tests stop and crash a server of their own; the run on the shared one adds nothing.
+    if (sharedPostgres()) GTEST_SKIP() << "runs once, in the SQLite run, on a server of its own";
     ASSERT_NE(server_, nullptr) << "no PostgreSQL server: " << *server_error_;
     url_ = createDatabase(server_->url(), "store");
     store_ = std::make_unique<PostgresJobStore>(url_, "node-a");
@@ -146,6 +150,26 @@ TEST_F(PostgresStore, ABatchAndItsJobsReadBackInTriggerOrder) {
   EXPECT_FALSE(store_->findBatch("bc_99999999"));
   EXPECT_FALSE(store_->findJob("zz_99999999"));
   EXPECT_TRUE(store_->jobsOfBatch("bc_99999999").empty());
+}
+
+TEST_F(PostgresStore, ANulInAMessageOrErrorIsStoredAsAReplacementCharacterNotAFailedWrite) {
+  std::vector<JobRecord> jobs = insert("bc_00000001", kT0, {{"ni_00000001", "ninja"}});
+  JobRecord& job = jobs[0];
+  job.status = JobStatus::kFailed;
+  job.message = std::string("before") + '\0' + "after";
+  job.error = std::string("exit") + '\0' + '\0';
+  BatchRecord batch = batchAt("bc_00000001", kT0);
+  batch.message = std::string("batch") + '\0';
+  AttemptRecord attempt;
+  attempt.attempt = 1;
+  attempt.ended_at = kT0 + 5;
+  attempt.error = std::string("first") + '\0';
+  store_->save({job}, {batch}, {{job.job_id, attempt}});
+
+  EXPECT_EQ(store_->findJob("ni_00000001")->message, "before\xEF\xBF\xBD" "after");
+  EXPECT_EQ(store_->findJob("ni_00000001")->error, "exit\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(store_->findBatch("bc_00000001")->message, "batch\xEF\xBF\xBD");
+  EXPECT_EQ(store_->attemptsOf("ni_00000001").at(0).error, "first\xEF\xBF\xBD");
 }
 
 TEST_F(PostgresStore, ASecondBatchWithATakenIdWritesNothing) {

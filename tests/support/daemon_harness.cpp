@@ -1,5 +1,7 @@
 #include "daemon_harness.h"
 
+#include "postgres_server.h"
+
 #include <Poco/JSON/Parser.h>
 #include <Poco/JSON/Stringifier.h>
 #include <Poco/Net/HTTPClientSession.h>
@@ -29,8 +31,11 @@
 #include <mutex>
 #include <regex>
 #include <sstream>
+#include <exception>
 #include <stdexcept>
 #include <thread>
+
+#include "postgres_server.h"
 
 extern char** environ;
 
@@ -232,12 +237,15 @@ std::string canonicalPath(const std::string& path) {
 }
 
 DaemonConfig::DaemonConfig(const TempDir& dir) : dir_(dir) {
+  if (const std::optional<std::string> server = sharedPostgres()) {
+    store_url_ = createDatabase(*server);
+  }
   replaceMain(
       "[http]\n"
       "address = 127.0.0.1\n"
       "port = 0\n"
       "[store]\n"
-      "url = sqlite:collectord.db\n"
+      "url = " + store_url_ + "\n"
       "[collectors]\n"
       "directory = collectors.d\n"
       "[logs]\n"
@@ -422,7 +430,9 @@ Daemon::~Daemon() {
       std::cerr << "[collectord test] stopping the daemon: " << e.what() << "\n";
     }
   }
-  if (::testing::Test::HasFailure()) {
+  // An exception unwinding the test (a refused connection, say) is a failure gtest records only
+  // after this runs: the log is what tells why.
+  if (::testing::Test::HasFailure() || std::uncaught_exceptions() > 0) {
     std::cerr << "[collectord test] daemon log (" << config_.dir().path() << "):\n"
               << logText() << "\n";
   }

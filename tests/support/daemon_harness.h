@@ -52,7 +52,7 @@ bool fileExists(const std::string& path);
 std::string canonicalPath(const std::string& path);
 
 // Builds a daemon's configuration inside a TempDir and writes it as it goes:
-//   DIR/collectord.ini            [http] port = 0, [store] sqlite:collectord.db, [logs] logs,
+//   DIR/collectord.ini            [http] port = 0, [store] storeUrl(), [logs] logs,
 //                                 [auth] required = false, [ratelimit] 1000000 a minute
 //   DIR/collectors.d/NAME.ini     one per collector
 //   DIR/collectors.d/NAME.sh      the collector's script, mode 755
@@ -87,12 +87,17 @@ class DaemonConfig {
   std::string collectorIni(const std::string& name) const;
   std::string logsDir() const;
   std::string dbPath() const;
+  // sqlite:collectord.db, or when the tests run against PostgreSQL (sharedPostgres()) the URL
+  // of an empty database of this config's own on the shared server.
+  const std::string& storeUrl() const { return store_url_; }
+  bool onPostgres() const { return store_url_.rfind("postgresql:", 0) == 0; }
   // DIR/logs/JOB_ID.log: the captured stdout/stderr and protocol warnings of one job.
   std::string jobLogPath(const std::string& job_id) const;
   std::string releaseDir(const std::string& name) const;
 
  private:
   const TempDir& dir_;
+  std::string store_url_ = "sqlite:collectord.db";
 };
 
 // The result of running the collectord binary to completion (e.g. --check-config).
