@@ -1071,7 +1071,8 @@ def main():
     if not only or "cluster" in only:
         rows.append(Row("cluster", "jobs/s with 1, 2, 3 nodes", "—", "—", "—",
                         "grows with nodes until the database saturates", None,
-                        "not measured: PostgreSQL store not built yet (issue 9)"))
+                        "not measured: the PostgreSQL store exists, several nodes on one "
+                        "database do not yet ([cluster.md](cluster.md))"))
     for d in ctx.daemons:
         try:
             d.stop()
