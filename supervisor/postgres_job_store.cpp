@@ -10,6 +10,7 @@
 
 #include "migration.h"
 #include "postgres_support.h"
+#include "store_sql.h"
 #include "time_format.h"
 
 namespace collectord {
@@ -34,45 +35,11 @@ const std::string kTakeExclusiveUse = "SELECT pg_try_advisory_lock(7165064744983
 // Poco 1.11's PostgreSQL connector passes SQL to the server as it is: placeholders are $1, $2...
 // (it does not translate '?'), and each statement is prepared on its own, so a migration is
 // split into statements.
-constexpr const char* kJobColumns =
-    "job_id, batch_id, collector, job_name, status, progress_percent, message, error, "
-    "started_at, updated_at, ended_at, attempt, pid, max_attempts, next_attempt_at";
-constexpr const char* kBatchColumns =
-    "batch_id, status, priority, progress_percent, message, error, started_at, updated_at, "
-    "ended_at, estimated_completion";
+using store_sql::nullable;
 
-// The statements of the read path, prepared once per read connection. The statuses are
-// literals, not parameters, so that the planner can use the partial index on active runs.
-const std::string kSelectJobs = std::string("SELECT ") + kJobColumns + " FROM job_runs ";
-const std::string kFindJob = kSelectJobs + "WHERE job_id = $1";
-const std::string kJobsOfBatch = kSelectJobs + "WHERE batch_id = $1 ORDER BY position";
-const std::string kActiveRun =
-    kSelectJobs +
-    "WHERE collector = $1 AND status IN ('queued', 'running') ORDER BY started_at DESC LIMIT 1";
-const std::string kLatestRun =
-    kSelectJobs + "WHERE collector = $1 ORDER BY started_at DESC LIMIT 1";
-const std::string kLastFinishedRun =
-    kSelectJobs +
-    "WHERE collector = $1 AND status IN ('completed', 'failed', 'cancelled') "
-    "ORDER BY started_at DESC LIMIT 1";
-const std::string kHistory =
-    kSelectJobs + "ORDER BY started_at DESC, batch_id DESC, position LIMIT $1";
-const std::string kActiveJobs =
-    kSelectJobs + "WHERE status IN ('queued', 'running') ORDER BY started_at, position";
-const std::string kFindBatch =
-    std::string("SELECT ") + kBatchColumns + " FROM job_batches WHERE batch_id = $1";
-const std::string kAttemptsOf =
-    "SELECT attempt, started_at, ended_at, error FROM job_attempts WHERE job_id = $1 "
-    "ORDER BY attempt";
-const std::string kLastScheduledRun =
-    "SELECT MAX(last_fired_at) FROM schedules WHERE collector = $1";
+// The statements of the read path.
+const store_sql::ReadStatements& kSql = store_sql::numberedReadStatements();
 const std::string kSchemaVersion = "SELECT MAX(version) FROM schema_migrations";
-const std::string kPing = "SELECT 1";
-
-template <typename T>
-Poco::Nullable<T> nullable(const std::optional<T>& v) {
-  return v ? Poco::Nullable<T>(*v) : Poco::Nullable<T>();
-}
 
 // PostgreSQL's text cannot hold a NUL character, which SQLite's can and a collector may send
 // (as \u0000 in a message). Stored as U+FFFD instead: refused, it would fail the write, and the
@@ -98,7 +65,7 @@ JobStatus statusOf(const std::string& text) {
   return *status;
 }
 
-// Row `r` of kSelectJobs.
+// Row `r` of a job statement (store_sql::kJobColumns).
 JobRecord jobFromRow(const PgResult& q, int r) {
   JobRecord j;
   j.job_id = q.text(r, 0);
@@ -347,7 +314,7 @@ void PostgresJobStore::withReader(const char* what, const std::function<void(PgC
 std::vector<AttemptRecord> PostgresJobStore::attemptsOf(const std::string& job_id) {
   std::vector<AttemptRecord> attempts;
   withReader("cannot read the job's attempts", [&](PgConnection& c) {
-    const PgResult q = c.run(kAttemptsOf, {job_id});
+    const PgResult q = c.run(kSql.attempts_of, {job_id});
     attempts.clear();
     for (int r = 0; r < q.rows(); ++r) {
       attempts.push_back(
@@ -360,7 +327,7 @@ std::vector<AttemptRecord> PostgresJobStore::attemptsOf(const std::string& job_i
 std::optional<BatchRecord> PostgresJobStore::findBatch(const std::string& batch_id) {
   std::optional<BatchRecord> batch;
   withReader("cannot read the batch", [&](PgConnection& c) {
-    const PgResult q = c.run(kFindBatch, {batch_id});
+    const PgResult q = c.run(kSql.find_batch, {batch_id});
     if (q.rows() == 0) return;
     BatchRecord b;
     b.batch_id = q.text(0, 0);
@@ -381,22 +348,22 @@ std::optional<BatchRecord> PostgresJobStore::findBatch(const std::string& batch_
 std::vector<JobRecord> PostgresJobStore::jobsOfBatch(const std::string& batch_id) {
   std::vector<JobRecord> jobs;
   withReader("cannot read the batch's jobs",
-             [&](PgConnection& c) { jobs = jobsOf(c.run(kJobsOfBatch, {batch_id})); });
+             [&](PgConnection& c) { jobs = jobsOf(c.run(kSql.jobs_of_batch, {batch_id})); });
   return jobs;
 }
 
 std::optional<JobRecord> PostgresJobStore::findJob(const std::string& job_id) {
   std::optional<JobRecord> job;
   withReader("cannot read the job",
-             [&](PgConnection& c) { job = firstJobOf(c.run(kFindJob, {job_id})); });
+             [&](PgConnection& c) { job = firstJobOf(c.run(kSql.find_job, {job_id})); });
   return job;
 }
 
 std::optional<JobRecord> PostgresJobStore::latestRun(const std::string& collector) {
   std::optional<JobRecord> job;
   withReader("cannot read the latest run", [&](PgConnection& c) {
-    job = firstJobOf(c.run(kActiveRun, {collector}));
-    if (!job) job = firstJobOf(c.run(kLatestRun, {collector}));
+    job = firstJobOf(c.run(kSql.active_run, {collector}));
+    if (!job) job = firstJobOf(c.run(kSql.latest_run, {collector}));
   });
   return job;
 }
@@ -404,28 +371,28 @@ std::optional<JobRecord> PostgresJobStore::latestRun(const std::string& collecto
 std::optional<JobRecord> PostgresJobStore::lastFinishedRun(const std::string& collector) {
   std::optional<JobRecord> job;
   withReader("cannot read the last finished run",
-             [&](PgConnection& c) { job = firstJobOf(c.run(kLastFinishedRun, {collector})); });
+             [&](PgConnection& c) { job = firstJobOf(c.run(kSql.last_finished_run, {collector})); });
   return job;
 }
 
 std::vector<JobRecord> PostgresJobStore::history(int limit) {
   std::vector<JobRecord> jobs;
   withReader("cannot read the history",
-             [&](PgConnection& c) { jobs = jobsOf(c.run(kHistory, {limitText(limit)})); });
+             [&](PgConnection& c) { jobs = jobsOf(c.run(kSql.history, {limitText(limit)})); });
   return jobs;
 }
 
 std::vector<JobRecord> PostgresJobStore::activeJobs() {
   std::vector<JobRecord> jobs;
   withReader("cannot read the active jobs",
-             [&](PgConnection& c) { jobs = jobsOf(c.run(kActiveJobs)); });
+             [&](PgConnection& c) { jobs = jobsOf(c.run(kSql.active_jobs)); });
   return jobs;
 }
 
 std::optional<Micros> PostgresJobStore::lastScheduledRun(const std::string& collector) {
   std::optional<Micros> at;
   withReader("cannot read the schedule", [&](PgConnection& c) {
-    const PgResult q = c.run(kLastScheduledRun, {collector});
+    const PgResult q = c.run(kSql.last_scheduled_run, {collector});
     at = q.rows() == 0 ? std::nullopt : q.optInt64(0, 0);
   });
   return at;
@@ -443,7 +410,7 @@ void PostgresJobStore::recordScheduledRun(const std::string& collector, Micros a
 }
 
 void PostgresJobStore::ping() {
-  withReader("the store does not answer", [&](PgConnection& c) { c.run(kPing); });
+  withReader("the store does not answer", [&](PgConnection& c) { c.run(kSql.ping); });
 }
 
 }  // namespace collectord

@@ -9,6 +9,7 @@
 
 #include "postgres_job_store.h"
 #include "postgres_support.h"
+#include "store_sql.h"
 
 namespace collectord {
 
@@ -48,10 +49,7 @@ const std::string kPendingEndpoints =
 
 constexpr int kDeliveryColumnCount = 12;
 
-template <typename T>
-Poco::Nullable<T> nullable(const std::optional<T>& v) {
-  return v ? Poco::Nullable<T>(*v) : Poco::Nullable<T>();
-}
+using store_sql::nullable;
 
 // A LIMIT as text; a negative limit means none, as in SQLite (PostgreSQL rejects one).
 std::string limitText(int limit) {

@@ -21,6 +21,7 @@
 
 #include "migration.h"
 #include "sqlite_support.h"
+#include "store_sql.h"
 #include "time_format.h"
 
 namespace collectord {
@@ -36,42 +37,10 @@ using sqlite::openSession;
 
 namespace {
 
-constexpr const char* kJobColumns =
-    "job_id, batch_id, collector, job_name, status, progress_percent, message, error, "
-    "started_at, updated_at, ended_at, attempt, pid, max_attempts, next_attempt_at";
-constexpr const char* kBatchColumns =
-    "batch_id, status, priority, progress_percent, message, error, started_at, updated_at, "
-    "ended_at, estimated_completion";
+using store_sql::nullable;
 
-template <typename T>
-Poco::Nullable<T> nullable(const std::optional<T>& v) {
-  return v ? Poco::Nullable<T>(*v) : Poco::Nullable<T>();
-}
-
-// The statements of the read path, prepared once per reader connection.
-const std::string kSelectJobs = std::string("SELECT ") + kJobColumns + " FROM job_runs ";
-const std::string kFindJob = kSelectJobs + "WHERE job_id = ?";
-const std::string kJobsOfBatch = kSelectJobs + "WHERE batch_id = ? ORDER BY position";
-const std::string kActiveRun =
-    kSelectJobs +
-    "WHERE collector = ? AND status IN ('queued', 'running') ORDER BY started_at DESC LIMIT 1";
-const std::string kLatestRun = kSelectJobs + "WHERE collector = ? ORDER BY started_at DESC LIMIT 1";
-const std::string kLastFinishedRun =
-    kSelectJobs +
-    "WHERE collector = ? AND status IN ('completed', 'failed', 'cancelled') "
-    "ORDER BY started_at DESC LIMIT 1";
-const std::string kHistory =
-    kSelectJobs + "ORDER BY started_at DESC, batch_id DESC, position LIMIT ?";
-const std::string kActiveJobs =
-    kSelectJobs + "WHERE status IN ('queued', 'running') ORDER BY started_at, position";
-const std::string kFindBatch =
-    std::string("SELECT ") + kBatchColumns + " FROM job_batches WHERE batch_id = ?";
-const std::string kAttemptsOf =
-    "SELECT attempt, started_at, ended_at, error FROM job_attempts WHERE job_id = ? "
-    "ORDER BY attempt";
-const std::string kLastScheduledRun =
-    "SELECT MAX(last_fired_at) FROM schedules WHERE collector = ?";
-const std::string kPing = "SELECT 1";
+// The statements of the read path.
+const store_sql::ReadStatements& kSql = store_sql::readStatements();
 
 }  // namespace
 
@@ -191,7 +160,7 @@ JobStatus statusOf(const std::string& text) {
   return *status;
 }
 
-// A row of kSelectJobs.
+// A row of a job statement (store_sql::kJobColumns).
 JobRecord jobFromRow(const Query& q) {
   JobRecord j;
   j.job_id = q.text(0);
@@ -446,7 +415,7 @@ auto SqliteJobStore::withReader(const char* what, Fn&& fn) {
 
 std::vector<AttemptRecord> SqliteJobStore::attemptsOf(const std::string& job_id) {
   return withReader("cannot read the job's attempts", [&](SqliteReader& reader) {
-    Query q(reader, kAttemptsOf);
+    Query q(reader, kSql.attempts_of);
     q.bind(1, job_id);
     std::vector<AttemptRecord> attempts;
     while (q.next()) {
@@ -458,7 +427,7 @@ std::vector<AttemptRecord> SqliteJobStore::attemptsOf(const std::string& job_id)
 
 std::optional<BatchRecord> SqliteJobStore::findBatch(const std::string& batch_id) {
   return withReader("cannot read the batch", [&](SqliteReader& reader) {
-    Query q(reader, kFindBatch);
+    Query q(reader, kSql.find_batch);
     q.bind(1, batch_id);
     return q.next() ? std::optional<BatchRecord>(batchFromRow(q)) : std::nullopt;
   });
@@ -466,7 +435,7 @@ std::optional<BatchRecord> SqliteJobStore::findBatch(const std::string& batch_id
 
 std::vector<JobRecord> SqliteJobStore::jobsOfBatch(const std::string& batch_id) {
   return withReader("cannot read the batch's jobs", [&](SqliteReader& reader) {
-    Query q(reader, kJobsOfBatch);
+    Query q(reader, kSql.jobs_of_batch);
     q.bind(1, batch_id);
     return jobsOf(q);
   });
@@ -474,7 +443,7 @@ std::vector<JobRecord> SqliteJobStore::jobsOfBatch(const std::string& batch_id) 
 
 std::optional<JobRecord> SqliteJobStore::findJob(const std::string& job_id) {
   return withReader("cannot read the job", [&](SqliteReader& reader) {
-    Query q(reader, kFindJob);
+    Query q(reader, kSql.find_job);
     q.bind(1, job_id);
     return firstJobOf(q);
   });
@@ -483,11 +452,11 @@ std::optional<JobRecord> SqliteJobStore::findJob(const std::string& job_id) {
 std::optional<JobRecord> SqliteJobStore::latestRun(const std::string& collector) {
   return withReader("cannot read the latest run", [&](SqliteReader& reader) {
     {
-      Query active(reader, kActiveRun);
+      Query active(reader, kSql.active_run);
       active.bind(1, collector);
       if (auto job = firstJobOf(active)) return job;
     }
-    Query latest(reader, kLatestRun);
+    Query latest(reader, kSql.latest_run);
     latest.bind(1, collector);
     return firstJobOf(latest);
   });
@@ -495,7 +464,7 @@ std::optional<JobRecord> SqliteJobStore::latestRun(const std::string& collector)
 
 std::optional<JobRecord> SqliteJobStore::lastFinishedRun(const std::string& collector) {
   return withReader("cannot read the last finished run", [&](SqliteReader& reader) {
-    Query q(reader, kLastFinishedRun);
+    Query q(reader, kSql.last_finished_run);
     q.bind(1, collector);
     return firstJobOf(q);
   });
@@ -503,7 +472,7 @@ std::optional<JobRecord> SqliteJobStore::lastFinishedRun(const std::string& coll
 
 std::vector<JobRecord> SqliteJobStore::history(int limit) {
   return withReader("cannot read the history", [&](SqliteReader& reader) {
-    Query q(reader, kHistory);
+    Query q(reader, kSql.history);
     q.bind(1, limit);
     return jobsOf(q);
   });
@@ -511,7 +480,7 @@ std::vector<JobRecord> SqliteJobStore::history(int limit) {
 
 std::vector<JobRecord> SqliteJobStore::activeJobs() {
   return withReader("cannot read the active jobs", [&](SqliteReader& reader) {
-    Query q(reader, kActiveJobs);
+    Query q(reader, kSql.active_jobs);
     return jobsOf(q);
   });
 }
@@ -522,7 +491,7 @@ namespace collectord {
 
 std::optional<Micros> SqliteJobStore::lastScheduledRun(const std::string& collector) {
   return withReader("cannot read the schedule", [&](SqliteReader& reader) {
-    Query q(reader, kLastScheduledRun);
+    Query q(reader, kSql.last_scheduled_run);
     q.bind(1, collector);
     return q.next() ? q.optInt64(0) : std::nullopt;
   });
@@ -539,7 +508,7 @@ void SqliteJobStore::recordScheduledRun(const std::string& collector, Micros at)
 
 void SqliteJobStore::ping() {
   withReader("the store does not answer", [&](SqliteReader& reader) {
-    Query q(reader, kPing);
+    Query q(reader, kSql.ping);
     return q.next();
   });
 }
