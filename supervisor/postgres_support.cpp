@@ -14,9 +14,14 @@ namespace {
 
 // Settings collectord always wants unless the URL says otherwise: a bounded wait for a server
 // that does not answer, text exchanged as UTF-8 whatever the server's default, and a name in
-// pg_stat_activity.
+// pg_stat_activity. A server cut off by the network (no reset, no answer) would otherwise hold
+// a query, and the supervision thread with it, until the kernel gives up after many minutes:
+// TCP keepalives find an idle connection dead within 25 s, and tcp_user_timeout fails one
+// whose sent data stays unacknowledged for 30 s. (Both are ignored on Unix sockets.)
 constexpr std::pair<const char*, const char*> kDefaults[] = {
-    {"connect_timeout", "10"}, {"client_encoding", "UTF8"}, {"application_name", "collectord"}};
+    {"connect_timeout", "10"},   {"client_encoding", "UTF8"},  {"application_name", "collectord"},
+    {"keepalives", "1"},         {"keepalives_idle", "10"},    {"keepalives_interval", "5"},
+    {"keepalives_count", "3"},   {"tcp_user_timeout", "30000"}};
 
 std::string trimmed(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
