@@ -203,6 +203,7 @@ void PostgresJobStore::holdExclusiveUse() {
 void PostgresJobStore::migrate() {
   // A session of its own, not a pooled one: the advisory lock belongs to the connection, and
   // closing the connection releases it whatever happened.
+  postgres::requireReachable(*settings_);  // Poco leaks a connection that fails
   Session session("PostgreSQL", settings_->pocoConnectionString());
   postgres::logNotices(session);  // "relation already exists, skipping"
   Poco::Int64 key = kMigrationLockKey;
@@ -253,7 +254,7 @@ bool PostgresJobStore::insertBatch(const BatchRecord& batch, const std::vector<J
     // ON CONFLICT DO NOTHING rather than catching SQLSTATE 23505: Poco reports it only inside
     // its message text, and a failed statement would abort the transaction. A taken ID writes
     // no row, and the transaction is rolled back.
-    inTransaction(*pool_, [&](Session& session) {
+    inTransaction(*pool_, *settings_, [&](Session& session) {
       if (upsertBatch(session, batch, false) == 0) return false;
       for (std::size_t i = 0; i < jobs.size(); ++i) {
         if (insertJob(session, jobs[i], static_cast<int>(i), owner_) == 0) return false;
@@ -270,7 +271,7 @@ void PostgresJobStore::save(const std::vector<JobRecord>& jobs,
                             const std::vector<std::pair<std::string, AttemptRecord>>& attempts,
                             const std::vector<WebhookOutboxRow>& outbox) {
   guarded(*settings_, "cannot save job state", [&] {
-    inTransaction(*pool_, [&](Session& session) {
+    inTransaction(*pool_, *settings_, [&](Session& session) {
       for (const BatchRecord& b : batches) upsertBatch(session, b, true);
       for (const JobRecord& j : jobs) updateJob(session, j, owner_);
       for (const auto& [job_id, attempt] : attempts) insertAttempt(session, job_id, attempt);
@@ -400,7 +401,7 @@ std::optional<Micros> PostgresJobStore::lastScheduledRun(const std::string& coll
 
 void PostgresJobStore::recordScheduledRun(const std::string& collector, Micros at) {
   guarded(*settings_, "cannot record the schedule", [&] {
-    inTransaction(*pool_, [&](Session& session) {
+    inTransaction(*pool_, *settings_, [&](Session& session) {
       session << "INSERT INTO schedules (collector, last_fired_at) VALUES ($1, $2) "
                  "ON CONFLICT (collector) DO UPDATE SET last_fired_at = excluded.last_fired_at",
           bind(collector), bind(at), now;

@@ -225,8 +225,12 @@ void logNotices(Poco::Data::Session& session) {
   PQsetNoticeProcessor(*handle, &logNotice, nullptr);
 }
 
-Poco::Data::Session beginTransaction(Poco::Data::SessionPool& pool) {
+void requireReachable(const ConnectionSettings& settings) { PgConnection probe(settings); }
+
+Poco::Data::Session beginTransaction(Poco::Data::SessionPool& pool,
+                                     const ConnectionSettings& settings) {
   for (int tries = 0;; ++tries) {
+    if (pool.idle() == 0) requireReachable(settings);  // get() connects anew
     Poco::Data::Session session = pool.get();
     logNotices(session);
     try {

@@ -110,16 +110,26 @@ class PgConnection {
 // dropped (the pool forgets a disconnected session when it comes back) and the next one taken,
 // until a live one begins or a new connection fails. BEGIN is one round trip, and nothing has
 // been written when it fails, so trying again is safe.
-Poco::Data::Session beginTransaction(Poco::Data::SessionPool& pool);
+//
+// Before the pool opens a new connection, `settings` are tried with libpq directly: Poco 1.11's
+// PostgreSQL session leaks its libpq connection (about 70 KB) when connecting fails, and while
+// the server is away every retried write would open one.
+Poco::Data::Session beginTransaction(Poco::Data::SessionPool& pool,
+                                     const ConnectionSettings& settings);
+
+// Throws std::runtime_error ("cannot connect: ...") unless a connection to `settings` opens; the
+// test connection is closed again. Call before letting Poco connect (see beginTransaction).
+void requireReachable(const ConnectionSettings& settings);
 
 // Sends the server's notices on `session` (a Poco PostgreSQL session) to the log.
 void logNotices(Poco::Data::Session& session);
 
-// Runs `work(session)` in a transaction on a live pooled session; commits when it returns true,
+// Runs `work(session)` in a transaction on a live pooled session (beginTransaction); commits when it returns true,
 // rolls back when it returns false or throws.
 template <typename Work>
-void inTransaction(Poco::Data::SessionPool& pool, Work&& work) {
-  Poco::Data::Session session = beginTransaction(pool);
+void inTransaction(Poco::Data::SessionPool& pool, const ConnectionSettings& settings,
+                   Work&& work) {
+  Poco::Data::Session session = beginTransaction(pool, settings);
   bool keep = false;
   try {
     keep = work(session);

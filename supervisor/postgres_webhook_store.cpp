@@ -124,7 +124,7 @@ void PostgresJobStore::recordWebhookAttempt(std::int64_t delivery_id,
                                             const WebhookAttemptRecord& attempt,
                                             DeliveryState state, Micros next_attempt_at) {
   guarded(*settings_, "cannot record the webhook attempt", [&] {
-    inTransaction(*pool_, [&](Session& session) {
+    inTransaction(*pool_, *settings_, [&](Session& session) {
       Poco::Int64 id = delivery_id;
       // As SQLite's INSERT OR REPLACE: a rewritten attempt replaces the row.
       session << "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, "
@@ -177,7 +177,7 @@ int PostgresJobStore::abandonWebhookDeliveries(const std::string& endpoint,
                                                const std::string& error, Micros now) {
   return guarded(*settings_, "cannot end the webhook deliveries", [&] {
     int ended = 0;
-    inTransaction(*pool_, [&](Session& session) {
+    inTransaction(*pool_, *settings_, [&](Session& session) {
       Statement update(session);
       update << "UPDATE webhook_deliveries SET state = 'failed', last_error = $1, "
                 "finished_at = $2 WHERE endpoint = $3 AND state = 'pending'",
@@ -192,7 +192,7 @@ int PostgresJobStore::abandonWebhookDeliveries(const std::string& endpoint,
 int PostgresJobStore::pruneWebhookDeliveries(Micros before) {
   return guarded(*settings_, "cannot delete old webhook deliveries", [&] {
     int deleted = 0;
-    inTransaction(*pool_, [&](Session& session) {
+    inTransaction(*pool_, *settings_, [&](Session& session) {
       session << "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT delivery_id FROM "
                  "webhook_deliveries WHERE state <> 'pending' AND finished_at < $1)",
           bind(before), Poco::Data::Keywords::now;
