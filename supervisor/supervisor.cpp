@@ -145,7 +145,7 @@ BatchRecord Supervisor::Impl::insertNewBatch(const std::vector<std::string>& nam
     std::vector<const JobRecord*> views;
     for (const JobRecord& j : records) views.push_back(&j);
     rollUpBatch(batch, views);
-    if (!store.insertBatch(batch, records)) continue;
+    if (!insertOrFind(batch, records)) continue;
     saved(records, {batch});
 
     Batch& active = batches[batch.batch_id];
@@ -161,6 +161,26 @@ BatchRecord Supervisor::Impl::insertNewBatch(const std::vector<std::string>& nam
     return batch;
   }
   throw StoreError("could not allocate unique batch and job IDs");
+}
+
+bool Supervisor::Impl::insertOrFind(const BatchRecord& batch, const std::vector<JobRecord>& jobs) {
+  try {
+    return store.insertBatch(batch, jobs);
+  } catch (const StoreError& e) {
+    // A database server's answer to COMMIT can be lost after the commit took effect. Such a
+    // batch is ours: run it rather than leave it queued for the next start to find.
+    try {
+      if (store.findBatch(batch.batch_id)) {
+        log.warning("batch %s was written although the store reported: %s", batch.batch_id,
+                    std::string(e.what()));
+        return true;
+      }
+    } catch (const StoreError& again) {
+      log.debug("cannot tell whether batch %s was written: %s", batch.batch_id,
+                std::string(again.what()));
+    }
+    throw;
+  }
 }
 
 std::string Supervisor::Impl::describe(const std::vector<std::string>& job_ids) {

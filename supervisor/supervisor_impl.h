@@ -145,6 +145,10 @@ struct Supervisor::Impl {
 
   BatchRecord insertNewBatch(const std::vector<std::string>& names, Priority priority, Micros now);
 
+  // store.insertBatch, except that a batch the store reports as failed but holds all the same
+  // counts as inserted. Throws StoreError when it is not known to be there.
+  bool insertOrFind(const BatchRecord& batch, const std::vector<JobRecord>& jobs);
+
   std::string describe(const std::vector<std::string>& job_ids);
 
   // Starts queued jobs, by priority then age, while the node and collector limits allow.

@@ -29,7 +29,10 @@ class CountingStore final : public JobStore {
  public:
   explicit CountingStore(const std::string& path) : real_(path) {}
   bool insertBatch(const BatchRecord& b, const std::vector<JobRecord>& j) override {
-    return real_.insertBatch(b, j);
+    const bool inserted = real_.insertBatch(b, j);
+    // As a database server whose answer to COMMIT is lost: written, and reported as failed.
+    if (lose_next_insert_answer.exchange(false)) throw StoreError("server closed the connection");
+    return inserted;
   }
   void save(const std::vector<JobRecord>& j, const std::vector<BatchRecord>& b,
             const std::vector<std::pair<std::string, AttemptRecord>>& a = {},
@@ -56,6 +59,7 @@ class CountingStore final : public JobStore {
   }
 
   std::atomic<int> saves{0};
+  std::atomic<bool> lose_next_insert_answer{false};
 
  private:
   SqliteJobStore real_;
@@ -126,6 +130,18 @@ class SupervisorTest : public ::testing::Test {
 };
 
 bool processAlive(pid_t pid) { return ::kill(pid, 0) == 0; }
+
+TEST_F(SupervisorTest, ABatchWrittenDespiteAFailureReportRunsOnceAndIsNotWrittenAgain) {
+  addPythonCollector("ninja", "sys.exit(0)\n");
+  start();
+  store_->lose_next_insert_answer = true;
+
+  const TriggerResult t = supervisor_->trigger({"ninja"}, Priority::kNormal);
+
+  ASSERT_TRUE(t.created);
+  EXPECT_EQ(waitTerminal(t.jobs.at(0).job_id).status, JobStatus::kCompleted);
+  EXPECT_EQ(store_->history(10).size(), 1u) << "the batch was inserted a second time";
+}
 
 TEST_F(SupervisorTest, BurstOfProgressLinesIsCoalescedIntoFewWrites) {
   addPythonCollector("burst", R"(
