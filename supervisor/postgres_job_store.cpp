@@ -206,6 +206,9 @@ void PostgresJobStore::migrate() {
   postgres::requireReachable(*settings_);  // Poco leaks a connection that fails
   Session session("PostgreSQL", settings_->pocoConnectionString());
   postgres::logNotices(session);  // "relation already exists, skipping"
+  // A migration may wait for another instance's, and may build an index on many rows: no
+  // statement timeout here.
+  session << "SET statement_timeout = 0", now;
   Poco::Int64 key = kMigrationLockKey;
   session << "SELECT pg_advisory_lock($1)", bind(key), now;
   // Under the lock: two CREATE TABLE IF NOT EXISTS at once can both try to create the table.

@@ -17,11 +17,14 @@ namespace {
 // pg_stat_activity. A server cut off by the network (no reset, no answer) would otherwise hold
 // a query, and the supervision thread with it, until the kernel gives up after many minutes:
 // TCP keepalives find an idle connection dead within 25 s, and tcp_user_timeout fails one
-// whose sent data stays unacknowledged for 30 s. (Both are ignored on Unix sockets.)
+// whose sent data stays unacknowledged for 30 s (both are ignored on Unix sockets). A server
+// that is there but does not answer (a lock held elsewhere) ends a statement after 30 s; the
+// option is written without a space (-cNAME=VALUE), which Poco's connection string cannot hold.
 constexpr std::pair<const char*, const char*> kDefaults[] = {
     {"connect_timeout", "10"},   {"client_encoding", "UTF8"},  {"application_name", "collectord"},
     {"keepalives", "1"},         {"keepalives_idle", "10"},    {"keepalives_interval", "5"},
-    {"keepalives_count", "3"},   {"tcp_user_timeout", "30000"}};
+    {"keepalives_count", "3"},   {"tcp_user_timeout", "30000"},
+    {"options", "-cstatement_timeout=30000"}};
 
 std::string trimmed(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();

@@ -555,6 +555,22 @@ TEST_F(PostgresStore, WhileTheServerIsStoppedCallsFailAndTheSameStoreWorksWhenIt
   EXPECT_EQ(store_->history(10).size(), 8u);
 }
 
+TEST_F(PostgresStore, AStatementWaitingForALockHeldElsewhereFailsAfterTheStatementTimeout) {
+  std::vector<JobRecord> jobs = insert("bc_00000001", kT0, {{"ni_00000001", "ninja"}});
+  // The URL's own statement timeout (collectord's default is 30 s), as an operator may set it.
+  PostgresJobStore impatient(url_ + "?options=-cstatement_timeout%3D300", "node-b");
+  jobs[0].status = JobStatus::kRunning;
+  {
+    const test::OpenTransaction admin(url_, "LOCK TABLE job_runs IN ACCESS EXCLUSIVE MODE");
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_THROW(impatient.findJob("ni_00000001"), StoreError);  // a read (libpq)
+    EXPECT_THROW(impatient.save({jobs[0]}, {}), StoreError);      // a write (Poco)
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 10s) << "the timeout did not apply";
+  }
+  impatient.save({jobs[0]}, {});
+  EXPECT_EQ(impatient.findJob("ni_00000001")->status, JobStatus::kRunning);
+}
+
 TEST_F(PostgresStore, AfterTheServerCrashesAndRestartsTheFirstCallsWork) {
   useOnThreads(*store_, "bc_0000001", kT0);
   // The test server commits asynchronously: a crash loses what is not yet in the WAL on disk,

@@ -99,6 +99,23 @@ std::vector<std::vector<std::string>> queryRows(const std::string& url, const st
   return rows;
 }
 
+OpenTransaction::OpenTransaction(const std::string& url, const std::string& sql) {
+  Connection conn = connect(url);
+  for (const std::string& statement : {std::string("BEGIN"), sql}) {
+    std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(conn.get(), statement.c_str()),
+                                                         &PQclear);
+    if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+      throw std::runtime_error(statement + ": " + PQresultErrorMessage(result.get()));
+    }
+  }
+  conn_ = conn.release();
+}
+
+OpenTransaction::~OpenTransaction() {
+  PQclear(PQexec(static_cast<PGconn*>(conn_), "ROLLBACK"));
+  PQfinish(static_cast<PGconn*>(conn_));
+}
+
 std::string createDatabase(const std::string& server_url, std::string_view prefix) {
   static thread_local std::mt19937_64 random(std::random_device{}());
   const std::string name = std::string(prefix) + "_" + std::to_string(random() % 1000000000000ULL);

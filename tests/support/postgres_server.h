@@ -47,6 +47,20 @@ std::string queryValue(const std::string& url, const std::string& sql);
 std::vector<std::vector<std::string>> queryRows(const std::string& url, const std::string& sql,
                                                 const std::vector<std::string>& params = {});
 
+// A connection of its own with a transaction left open after running `sql` (e.g. a LOCK
+// TABLE), rolled back and closed on destruction. Throws std::runtime_error with the server's
+// message.
+class OpenTransaction {
+ public:
+  OpenTransaction(const std::string& url, const std::string& sql);
+  ~OpenTransaction();
+  OpenTransaction(const OpenTransaction&) = delete;
+  OpenTransaction& operator=(const OpenTransaction&) = delete;
+
+ private:
+  void* conn_;  // PGconn
+};
+
 // The URL of the shared server's maintenance database when the tests run against PostgreSQL
 // (the environment variable COLLECTORD_TEST_POSTGRES names the file holding it, as the ctest
 // fixture writes it), else nullopt: the tests then use SQLite.
