@@ -6,7 +6,6 @@
 #include <Poco/Data/Statement.h>
 #include <Poco/Nullable.h>
 
-#include <limits>
 
 #include "migration.h"
 #include "postgres_support.h"
@@ -21,7 +20,9 @@ using Poco::Data::Statement;
 using postgres::guarded;
 using postgres::inTransaction;
 using postgres::PgConnection;
+using postgres::limitText;
 using postgres::PgResult;
+using postgres::storable;
 
 namespace {
 
@@ -40,20 +41,6 @@ using store_sql::nullable;
 // The statements of the read path.
 const store_sql::ReadStatements& kSql = store_sql::numberedReadStatements();
 const std::string kSchemaVersion = "SELECT MAX(version) FROM schema_migrations";
-
-// PostgreSQL's text cannot hold a NUL character, which SQLite's can and a collector may send
-// (as \u0000 in a message). Stored as U+FFFD instead: refused, it would fail the write, and the
-// supervisor would retry that same row, and every change after it, for ever.
-std::string storable(std::string text) {
-  for (std::size_t at = text.find('\0'); at != std::string::npos; at = text.find('\0', at + 3)) {
-    text.replace(at, 1, "\xEF\xBF\xBD");
-  }
-  return text;
-}
-
-Poco::Nullable<std::string> nullable(const std::optional<std::string>& v) {
-  return v ? Poco::Nullable<std::string>(storable(*v)) : Poco::Nullable<std::string>();
-}
 
 Poco::Nullable<double> durationOf(Micros started_at, std::optional<Micros> ended_at) {
   return nullable(durationSeconds(started_at, ended_at));
@@ -98,11 +85,6 @@ std::optional<JobRecord> firstJobOf(const PgResult& q) {
   return jobFromRow(q, 0);
 }
 
-// A LIMIT as text; a negative limit means none, as in SQLite (PostgreSQL rejects one).
-std::string limitText(int limit) {
-  return limit < 0 ? std::to_string(std::numeric_limits<std::int64_t>::max())
-                   : std::to_string(limit);
-}
 
 // Returns how many rows the statement wrote.
 std::size_t upsertBatch(Session& session, const BatchRecord& b, bool update) {
@@ -118,8 +100,8 @@ std::size_t upsertBatch(Session& session, const BatchRecord& b, bool update) {
                       "duration_seconds = excluded.duration_seconds"
                     : "ON CONFLICT DO NOTHING"),
       bind(b.batch_id), bind(std::string(toString(b.status))),
-      bind(std::string(toString(b.priority))), bind(b.progress_percent), bind(nullable(b.message)),
-      bind(nullable(b.error)), bind(b.started_at), bind(b.updated_at), bind(nullable(b.ended_at)),
+      bind(std::string(toString(b.priority))), bind(b.progress_percent), bind(storable(b.message)),
+      bind(storable(b.error)), bind(b.started_at), bind(b.updated_at), bind(nullable(b.ended_at)),
       bind(nullable(b.estimated_completion)), bind(durationOf(b.started_at, b.ended_at));
   return insert.execute();
 }
@@ -135,7 +117,7 @@ std::size_t insertJob(Session& session, const JobRecord& j, int position,
             "$18) ON CONFLICT DO NOTHING",
       bind(j.job_id), bind(j.batch_id), bind(position), bind(j.collector), bind(j.job_name),
       bind(std::string(toString(j.status))), bind(nullable(j.progress_percent)),
-      bind(nullable(j.message)), bind(nullable(j.error)), bind(j.started_at), bind(j.updated_at),
+      bind(storable(j.message)), bind(storable(j.error)), bind(j.started_at), bind(j.updated_at),
       bind(nullable(j.ended_at)), bind(durationOf(j.started_at, j.ended_at)), bind(j.attempt),
       bind(nullable(j.pid)), bind(j.max_attempts), bind(nullable(j.next_attempt_at)), bind(owner);
   return insert.execute();
@@ -146,7 +128,7 @@ void updateJob(Session& session, const JobRecord& j, const std::string& owner) {
              "updated_at = $5, ended_at = $6, duration_seconds = $7, attempt = $8, "
              "max_attempts = $9, pid = $10, next_attempt_at = $11, owner = $12 WHERE job_id = $13",
       bind(std::string(toString(j.status))), bind(nullable(j.progress_percent)),
-      bind(nullable(j.message)), bind(nullable(j.error)), bind(j.updated_at),
+      bind(storable(j.message)), bind(storable(j.error)), bind(j.updated_at),
       bind(nullable(j.ended_at)), bind(durationOf(j.started_at, j.ended_at)), bind(j.attempt),
       bind(j.max_attempts), bind(nullable(j.pid)), bind(nullable(j.next_attempt_at)), bind(owner),
       bind(j.job_id), now;
@@ -158,7 +140,8 @@ void insertAttempt(Session& session, const std::string& job_id, const AttemptRec
              "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, attempt) DO UPDATE SET "
              "started_at = excluded.started_at, ended_at = excluded.ended_at, "
              "error = excluded.error",
-      bind(job_id), bind(a.attempt), bind(nullable(a.started_at)), bind(a.ended_at), bind(storable(a.error)),
+      bind(job_id), bind(a.attempt), bind(nullable(a.started_at)), bind(a.ended_at),
+      bind(storable(a.error)),
       now;
 }
 

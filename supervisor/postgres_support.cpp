@@ -5,6 +5,7 @@
 #include <poll.h>
 
 #include <charconv>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 
@@ -120,6 +121,22 @@ std::string ConnectionSettings::scrub(std::string message) const {
     message.replace(at, password_.size(), "***");
   }
   return message;
+}
+
+std::string limitText(int limit) {
+  return limit < 0 ? std::to_string(std::numeric_limits<std::int64_t>::max())
+                   : std::to_string(limit);
+}
+
+std::string storable(std::string text) {
+  for (std::size_t at = text.find('\0'); at != std::string::npos; at = text.find('\0', at + 3)) {
+    text.replace(at, 1, "\xEF\xBF\xBD");
+  }
+  return text;
+}
+
+Poco::Nullable<std::string> storable(const std::optional<std::string>& text) {
+  return text ? Poco::Nullable<std::string>(storable(*text)) : Poco::Nullable<std::string>();
 }
 
 PgResult::~PgResult() { PQclear(result_); }

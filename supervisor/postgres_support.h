@@ -8,6 +8,7 @@
 #include <Poco/Data/SessionPool.h>
 #include <Poco/Exception.h>
 #include <Poco/Logger.h>
+#include <Poco/Nullable.h>
 
 #include <cstdint>
 #include <exception>
@@ -48,6 +49,17 @@ class ConnectionSettings {
   std::string where_;
   std::string password_;
 };
+
+// A LIMIT as a text parameter; a negative limit means none, as in SQLite (PostgreSQL rejects
+// one).
+std::string limitText(int limit);
+
+// PostgreSQL's text cannot hold a NUL character, which SQLite's can and a collector may send
+// (as \u0000 in a message), as may an error text from elsewhere. Stored as U+FFFD instead:
+// refused, it would fail the write, and the writer would retry that same row, and every change
+// after it, for ever. Every text the PostgreSQL store writes from outside goes through these.
+std::string storable(std::string text);
+Poco::Nullable<std::string> storable(const std::optional<std::string>& text);
 
 // A result of PgConnection::run, freed when it goes. Cells are read as the text libpq returns.
 class PgResult {

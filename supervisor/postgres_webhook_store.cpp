@@ -5,7 +5,6 @@
 #include <Poco/Data/Statement.h>
 #include <Poco/Nullable.h>
 
-#include <limits>
 
 #include "postgres_job_store.h"
 #include "postgres_support.h"
@@ -19,13 +18,13 @@ using Poco::Data::Statement;
 using postgres::guarded;
 using postgres::inTransaction;
 using postgres::PgConnection;
+using postgres::limitText;
 using postgres::PgResult;
+using postgres::storable;
 
 namespace {
 
-const std::string kDeliveryColumns =
-    "delivery_id, event_id, endpoint, event_type, body, created_at, next_attempt_at, attempts, "
-    "state, last_error, last_status, finished_at";
+const std::string kDeliveryColumns = store_sql::kDeliveryColumns;
 const std::string kDue = "SELECT " + kDeliveryColumns +
                          " FROM webhook_deliveries WHERE endpoint = $1 AND state = 'pending' "
                          "AND next_attempt_at <= $2 ORDER BY next_attempt_at, delivery_id LIMIT $3";
@@ -51,11 +50,6 @@ constexpr int kDeliveryColumnCount = 12;
 
 using store_sql::nullable;
 
-// A LIMIT as text; a negative limit means none, as in SQLite (PostgreSQL rejects one).
-std::string limitText(int limit) {
-  return limit < 0 ? std::to_string(std::numeric_limits<std::int64_t>::max())
-                   : std::to_string(limit);
-}
 
 // Row `r` of a statement whose first columns are the delivery columns.
 WebhookDeliveryRecord deliveryFromRow(const PgResult& q, int r) {
@@ -134,7 +128,7 @@ void PostgresJobStore::recordWebhookAttempt(std::int64_t delivery_id,
                  "http_status = excluded.http_status, error = excluded.error",
           bind(id), bind(attempt.attempt), bind(attempt.started_at),
           bind(static_cast<Poco::Int64>(attempt.duration_ms)), bind(nullable(attempt.http_status)),
-          bind(nullable(attempt.error)), Poco::Data::Keywords::now;
+          bind(storable(attempt.error)), Poco::Data::Keywords::now;
       const std::optional<Micros> finished =
           state == DeliveryState::kPending
               ? std::nullopt
@@ -145,7 +139,7 @@ void PostgresJobStore::recordWebhookAttempt(std::int64_t delivery_id,
                  "last_status = $4, last_error = $5, finished_at = $6 WHERE delivery_id = $7 AND "
                  "(state = 'pending' OR $1 = 'delivered')",
           bind(std::string(toString(state))), bind(attempt.attempt), bind(next_attempt_at),
-          bind(nullable(attempt.http_status)), bind(nullable(attempt.error)),
+          bind(nullable(attempt.http_status)), bind(storable(attempt.error)),
           bind(nullable(finished)), bind(id), Poco::Data::Keywords::now;
       return true;
     });

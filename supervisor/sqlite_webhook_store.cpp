@@ -10,6 +10,7 @@
 
 #include "sqlite_job_store.h"
 #include "sqlite_support.h"
+#include "store_sql.h"
 
 namespace collectord {
 
@@ -22,9 +23,7 @@ namespace {
 
 constexpr std::array<std::string_view, 3> kStateNames = {"pending", "delivered", "failed"};
 
-constexpr const char* kDeliveryColumns =
-    "delivery_id, event_id, endpoint, event_type, body, created_at, next_attempt_at, attempts, "
-    "state, last_error, last_status, finished_at";
+using store_sql::kDeliveryColumns;
 
 std::optional<std::string> optString(const Poco::Dynamic::Var& v) {
   return v.isEmpty() ? std::nullopt : std::optional<std::string>(v.convert<std::string>());
@@ -62,10 +61,7 @@ std::vector<WebhookDeliveryRecord> deliveriesOf(Statement& select) {
   return out;
 }
 
-template <typename T>
-Poco::Nullable<T> nullable(const std::optional<T>& v) {
-  return v ? Poco::Nullable<T>(*v) : Poco::Nullable<T>();
-}
+using store_sql::nullable;
 
 }  // namespace
 

@@ -20,6 +20,10 @@ inline constexpr const char* kJobColumns =
 inline constexpr const char* kBatchColumns =
     "batch_id, status, priority, progress_percent, message, error, started_at, updated_at, "
     "ended_at, estimated_completion";
+// The columns of a webhook delivery, in the order the stores' row readers take them.
+inline constexpr const char* kDeliveryColumns =
+    "delivery_id, event_id, endpoint, event_type, body, created_at, next_attempt_at, attempts, "
+    "state, last_error, last_status, finished_at";
 
 // The statements of the read path, each prepared once per read connection (the stores key
 // prepared statements by the statement's address, so these strings live as long as the

@@ -76,14 +76,6 @@ bool fillUp(const std::string& path) {
   return full;
 }
 
-// Points the daemon's store at DIR/FOLDER/collectord.db.
-void putStoreIn(DaemonConfig& config, const std::string& folder) {
-  std::string main = readFile(config.mainPath()).value();
-  const std::string old_url = "url = sqlite:collectord.db\n";
-  main.replace(main.find(old_url), old_url.size(), "url = sqlite:" + folder + "/collectord.db\n");
-  config.replaceMain(main);
-}
-
 std::string integrityCheck(const std::string& db_path) {
   Poco::Data::SQLite::Connector::registerConnector();
   Poco::Data::Session session("SQLite", db_path);
@@ -114,7 +106,7 @@ TEST(DiskTrouble, FullDiskAnswers503WhileJobsRunOnAndTheStoreCatchesUpAfterwards
   TmpfsMount store(dir.file("store"), "2m");
   if (!store.error().empty()) GTEST_SKIP() << "cannot mount a tmpfs: " << store.error();
   DaemonConfig config(dir);
-  putStoreIn(config, "store");
+  config.useStore("sqlite:store/collectord.db");
   config.addBlockingCollector("steady", kSteadyScript, {{"env.PIDFILE", dir.file("steady.pid")}});
   Daemon daemon(config);
   const HttpClient client = daemon.client();
@@ -188,7 +180,7 @@ TEST(DiskTrouble, ReadOnlyStoreStopsTheStartWithAClearMessage) {
   TmpfsMount store(dir.file("store"), "2m");
   if (!store.error().empty()) GTEST_SKIP() << "cannot mount a tmpfs: " << store.error();
   DaemonConfig config(dir);
-  putStoreIn(config, "store");
+  config.useStore("sqlite:store/collectord.db");
   ASSERT_TRUE(store.remount(true)) << std::strerror(errno);
 
   const RunResult run = runCollectord({"--config=" + config.mainPath()});

@@ -31,12 +31,7 @@ class PostgresDaemon : public ::testing::Test {
   }
 
   // Points the daemon's store at a fresh database on this suite's server.
-  static void useServer(DaemonConfig& config) {
-    std::string main = readFile(config.mainPath()).value();
-    const std::string old_url = "url = " + config.storeUrl() + "\n";
-    main.replace(main.find(old_url), old_url.size(), "url = " + createDatabase(server_->url()) + "\n");
-    config.replaceMain(main);
-  }
+  static void useServer(DaemonConfig& config) { config.useStore(createDatabase(server_->url())); }
 
   static std::unique_ptr<PostgresServer> server_;
 };
@@ -109,14 +104,7 @@ TEST_F(PostgresDaemon, ASecondCollectordOnTheSameDatabaseIsRefusedAndTheFirstRun
   TempDir dir_a, dir_b;
   DaemonConfig a(dir_a), b(dir_b);
   useServer(a);
-  std::string main_b = readFile(b.mainPath()).value();
-  const std::string old_url = "url = " + b.storeUrl() + "\n";
-  const std::string url_a = readFile(a.mainPath()).value();
-  const auto url_at = url_a.find("url = postgresql://");
-  ASSERT_NE(url_at, std::string::npos);
-  main_b.replace(main_b.find(old_url), old_url.size(),
-                 url_a.substr(url_at, url_a.find('\n', url_at) - url_at + 1));
-  b.replaceMain(main_b);
+  b.useStore(a.storeUrl());
   a.addBlockingCollector("steady", "wait_for_release 1\n");
   Daemon first(a);
   const HttpClient client = first.client();
@@ -141,12 +129,8 @@ TEST_F(PostgresDaemon, ASecondCollectordOnTheSameDatabaseIsRefusedAndTheFirstRun
 TEST_F(PostgresDaemon, AnUnreachableDatabaseStopsTheStartNamingItWithoutThePassword) {
   TempDir dir;
   DaemonConfig config(dir);
-  std::string main = readFile(config.mainPath()).value();
-  const std::string old_url = "url = " + config.storeUrl() + "\n";
   // Port 1 on loopback: nothing listens there.
-  main.replace(main.find(old_url), old_url.size(),
-               "url = postgresql://collectord:s3cret-pw@127.0.0.1:1/collectord\n");
-  config.replaceMain(main);
+  config.useStore("postgresql://collectord:s3cret-pw@127.0.0.1:1/collectord");
 
   const RunResult result = runCollectord({"--config=" + config.mainPath()});
   EXPECT_NE(result.exit_code, 0);

@@ -170,6 +170,16 @@ TEST_F(PostgresStore, ANulInAMessageOrErrorIsStoredAsAReplacementCharacterNotAFa
   EXPECT_EQ(store_->findJob("ni_00000001")->error, "exit\xEF\xBF\xBD\xEF\xBF\xBD");
   EXPECT_EQ(store_->findBatch("bc_00000001")->message, "batch\xEF\xBF\xBD");
   EXPECT_EQ(store_->attemptsOf("ni_00000001").at(0).error, "first\xEF\xBF\xBD");
+
+  // A webhook attempt's error (an exception's text, whatever a receiver sent) likewise.
+  store_->save({}, {}, {}, {outboxRow("ev_1", "ops", kT0)});
+  const std::int64_t delivery = store_->dueWebhookDeliveries("ops", kT0, 1).at(0).delivery_id;
+  const std::string error = std::string("bad") + '\0' + "reply";
+  store_->recordWebhookAttempt(delivery, {1, kT0 + 1, 5, std::nullopt, error},
+                               DeliveryState::kPending, kT0 + 1000);
+  const auto recorded = store_->webhookDeliveries(1, std::nullopt).at(0);
+  EXPECT_EQ(recorded.last_error, "bad\xEF\xBF\xBDreply");
+  EXPECT_EQ(recorded.attempt_log.at(0).error, "bad\xEF\xBF\xBDreply");
 }
 
 TEST_F(PostgresStore, ASecondBatchWithATakenIdWritesNothing) {

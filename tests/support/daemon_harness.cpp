@@ -260,6 +260,17 @@ DaemonConfig::DaemonConfig(const TempDir& dir) : dir_(dir) {
   fs::create_directories(logsDir());
 }
 
+DaemonConfig& DaemonConfig::useStore(const std::string& url) {
+  std::string text = readFile(mainPath()).value_or("");
+  const std::string line = "url = " + store_url_ + "\n";
+  const auto at = text.find(line);
+  if (at == std::string::npos) throw std::runtime_error("no '" + line + "' in " + mainPath());
+  text.replace(at, line.size(), "url = " + url + "\n");
+  writeFile(mainPath(), text);
+  store_url_ = url;
+  return *this;
+}
+
 DaemonConfig& DaemonConfig::appendToMain(std::string_view ini_text) {
   std::string text = readFile(mainPath()).value_or("");
   text += ini_text;

@@ -91,6 +91,8 @@ class DaemonConfig {
   // of an empty database of this config's own on the shared server.
   const std::string& storeUrl() const { return store_url_; }
   bool onPostgres() const { return store_url_.rfind("postgresql:", 0) == 0; }
+  // Points [store] url of collectord.ini at `url` instead of storeUrl(), which becomes `url`.
+  DaemonConfig& useStore(const std::string& url);
   // DIR/logs/JOB_ID.log: the captured stdout/stderr and protocol warnings of one job.
   std::string jobLogPath(const std::string& job_id) const;
   std::string releaseDir(const std::string& name) const;
