@@ -163,9 +163,9 @@ BatchRecord Supervisor::Impl::insertNewBatch(const std::vector<std::string>& nam
   throw StoreError("could not allocate unique batch and job IDs");
 }
 
-bool Supervisor::Impl::insertOrFind(const BatchRecord& batch, const std::vector<JobRecord>& jobs) {
+bool Supervisor::Impl::insertOrFind(const BatchRecord& batch, const std::vector<JobRecord>& batchJobs) {
   try {
-    return store.insertBatch(batch, jobs);
+    return store.insertBatch(batch, batchJobs);
   } catch (const StoreError& e) {
     // A database server's answer to COMMIT can be lost after the commit took effect. Such a
     // batch is ours: run it rather than leave it queued for the next start to find.

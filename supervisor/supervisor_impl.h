@@ -147,7 +147,7 @@ struct Supervisor::Impl {
 
   // store.insertBatch, except that a batch the store reports as failed but holds all the same
   // counts as inserted. Throws StoreError when it is not known to be there.
-  bool insertOrFind(const BatchRecord& batch, const std::vector<JobRecord>& jobs);
+  bool insertOrFind(const BatchRecord& batch, const std::vector<JobRecord>& batchJobs);
 
   std::string describe(const std::vector<std::string>& job_ids);
 
