@@ -38,6 +38,8 @@ class ApiContext {
   virtual std::vector<CollectorState> collectorStates() = 0;
   // The webhook outbox (GET /api/webhooks/deliveries). Throws StoreError when there is none.
   virtual WebhookStore& webhookStore() { throw StoreError("this daemon keeps no webhook outbox"); }
+  // The cluster's coordination (GET /api/nodes); null when cluster mode is off.
+  virtual ClusterStore* clusterStore() { return nullptr; }
 };
 
 }  // namespace collectord::http

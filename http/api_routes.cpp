@@ -22,6 +22,7 @@ void addApiRoutes(Router& router, ApiContext& context, const Metrics& metrics,
   addHealthRoutes(router, context, open.health ? Access::kPublic : Access::kRead);
   addMetricsRoutes(router, metrics, open.metrics ? Access::kPublic : Access::kRead);
   addWebhookRoutes(router, context);
+  addNodeRoutes(router, context);
   addDashboardRoutes(router);
 }
 

@@ -11,8 +11,10 @@ namespace collectord::http {
 class DaemonContext final : public ApiContext {
  public:
   // `webhooks` (optional) is the webhook outbox, usually the same object as `store`.
-  DaemonContext(JobStore& store, Supervisor& supervisor, WebhookStore* webhooks = nullptr)
-      : store_(store), supervisor_(supervisor), webhooks_(webhooks) {}
+  // `cluster` (optional) is the cluster's coordination in cluster mode.
+  DaemonContext(JobStore& store, Supervisor& supervisor, WebhookStore* webhooks = nullptr,
+                ClusterStore* cluster = nullptr)
+      : store_(store), supervisor_(supervisor), webhooks_(webhooks), cluster_(cluster) {}
 
   // While job state cannot be written, the store is behind the truth: answering from it would
   // show a dashboard a stale state, so every read answers 503 until the writes catch up.
@@ -45,6 +47,7 @@ class DaemonContext final : public ApiContext {
   }
   std::shared_ptr<const Config> config() const override { return supervisor_.config(); }
   std::vector<CollectorState> collectorStates() override { return supervisor_.collectorStates(); }
+  ClusterStore* clusterStore() override { return cluster_; }
   WebhookStore& webhookStore() override {
     return webhooks_ ? *webhooks_ : ApiContext::webhookStore();
   }
@@ -65,6 +68,7 @@ class DaemonContext final : public ApiContext {
   JobStore& store_;
   Supervisor& supervisor_;
   WebhookStore* webhooks_;
+  ClusterStore* cluster_;
 };
 
 // Which of the routes outside /api/collectors need no credentials.

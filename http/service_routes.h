@@ -21,6 +21,8 @@ void addOpenApiRoutes(Router& router, Access access);
 // GET /api/webhooks/deliveries?limit=N&state=S (admin): the webhook outbox, newest first, each
 // delivery with its attempts.
 void addWebhookRoutes(Router& router, ApiContext& context);
+// GET /api/nodes (cluster mode; 404 JSON otherwise).
+void addNodeRoutes(Router& router, ApiContext& context);
 // The built-in dashboard page, always public (it holds no data; the API calls it makes carry
 // the operator's key): GET / and GET /dashboard redirect to GET /dashboard/, which serves
 // web/index.html; GET /dashboard/{asset} serves app.js, app.css and favicon.svg. Each with its

@@ -20,7 +20,7 @@ CollectorConfig readCollector(IniReader& r, const std::string& name) {
                      "timeout", "stall_timeout", "kill_grace", "retries", "retry_backoff",
                      "retry_backoff_max", "concurrency", "overlap", "nice", "memory_limit",
                      "cpu_limit", "max_open_files", "user", "group", "schedule", "cron",
-                     "timezone"}}},
+                     "timezone", "nodes"}}},
                   {"collector.env"});
 
   c.job_name = r.getString("collector.job_name", name + "-collector");
@@ -129,6 +129,17 @@ CollectorConfig readCollector(IniReader& r, const std::string& name) {
     if (!c.schedule) r.problem(error.find("time zone") != std::string::npos ? "collector.timezone" : "collector.cron", error);
   }
   if (timezone && !cron) r.problem("collector.timezone", "applies to collector.cron only");
+  if (const auto nodes = r.get("collector.nodes")) {
+    for (const std::string& selector : splitList(*nodes)) {
+      const bool tag = selector.rfind("tag:", 0) == 0;
+      if (!isValidNodeName(tag ? selector.substr(4) : selector)) {
+        r.problem("collector.nodes", "'" + selector +
+                                         "' is neither a node id nor tag:NAME (letters, digits, "
+                                         "'.', '_', ':' and '-', at most 64)");
+      }
+      c.nodes.push_back(selector);
+    }
+  }
   return c;
 }
 

@@ -111,7 +111,9 @@ void readConfig(IniReader& r, ConfigResult& result) {
                    {"webhooks",
                     {"retry_backoff", "retry_backoff_max", "max_attempts", "timeout",
                      "retention_days"}},
-                   {"webhook", {}}},
+                   {"webhook", {}},
+                   {"node", {"id", "tags"}},
+                   {"cluster", {"enabled", "lease_timeout", "heartbeat_interval", "poll_interval"}}},
                   webhookSections(r));
 
   config.http_address = r.getString("http.address", config.http_address);
@@ -209,7 +211,7 @@ void readConfig(IniReader& r, ConfigResult& result) {
     r.problem("events.replay_buffer", "must be at most 4G");
   }
   readWebhooks(r, config.webhooks);
-
+  readCluster(r, config);
 
   if (!fs::is_directory(config.collectors_directory, ec)) {
     r.problem("collectors.directory",

@@ -49,12 +49,29 @@ struct CollectorConfig {
 
   std::optional<Schedule> schedule;  // from `schedule = every ...` or `cron` + `timezone`
 
+  // `nodes = tag:site-a, node-c`: in a cluster, the nodes that may run it (a `tag:NAME` matches
+  // nodes with that tag, a bare word one node's id). Empty: any node.
+  std::vector<std::string> nodes;
+
+  // Whether a node with this id and these tags may run the collector.
+  bool runsOn(const std::string& node_id, const std::vector<std::string>& node_tags) const;
+
   // How many runs of this collector may be running at once on this node.
   int effectiveConcurrency() const { return overlap == Overlap::kParallel ? concurrency : 1; }
 };
 
 // "queue", "skip", "parallel".
 std::string_view toString(CollectorConfig::Overlap overlap);
+
+// [node] and [cluster]: several collectord nodes sharing one PostgreSQL store (docs/cluster.md).
+struct ClusterSettings {
+  bool enabled = false;  // off: one collectord per database
+  std::string node_id;   // [node] id; HOSTNAME:PORT when not set
+  std::vector<std::string> tags;
+  std::chrono::milliseconds lease_timeout{15'000};  // a node silent this long is lost
+  std::chrono::milliseconds heartbeat_interval{5'000};
+  std::chrono::milliseconds poll_interval{1'000};  // looks for queued work at least this often
+};
 
 // The daemon's whole configuration: collectord.ini plus every collector file.
 struct Config {
@@ -101,6 +118,7 @@ struct Config {
   std::uint64_t events_replay_buffer = 8 * 1024 * 1024;  // recent events kept for resuming
 
   WebhookSettings webhooks;  // [webhooks] and each [webhook.NAME]
+  ClusterSettings cluster;
 
   std::vector<CollectorConfig> collectors;  // sorted by name
   // Keys that were set but whose feature is not built yet ("auth.required", ...).

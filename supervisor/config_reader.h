@@ -246,6 +246,8 @@ bool isExecutableFile(const std::string& path);
 // The first executable NAME in $PATH.
 std::optional<std::string> findOnPath(const std::string& name);
 bool isValidCollectorName(const std::string& name);
+// A node id or tag: 1 to 64 of letters, digits, '.', '_', ':' and '-'.
+bool isValidNodeName(const std::string& name);
 bool isValidEnvName(const std::string& name);
 // A problem for `key` unless `path` is an existing directory.
 void requireDirectory(IniReader& reader, const std::string& key, const std::string& path);
@@ -259,5 +261,11 @@ CollectorConfig readCollector(IniReader& r, const std::string& name);
 std::set<std::string> webhookSections(IniReader& r);
 // [webhooks] and every [webhook.NAME].
 void readWebhooks(IniReader& r, WebhookSettings& w);
+
+// Reads [node] and [cluster] into config.cluster; needs config.store_url and http_port read.
+void readCluster(IniReader& r, Config& config);
+
+// The comma-separated, trimmed, non-empty items of a list value.
+std::vector<std::string> splitList(const std::string& value);
 
 }  // namespace collectord::config_detail

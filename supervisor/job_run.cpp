@@ -83,6 +83,7 @@ std::vector<std::string> Supervisor::Impl::baseEnvironment(const Job& job) const
   env.push_back("COLLECTOR_BATCH_ID=" + r.batch_id);
   env.push_back("COLLECTOR_NAME=" + r.collector);
   env.push_back("COLLECTOR_ATTEMPT=" + std::to_string(r.attempt));
+  if (cluster) env.push_back("COLLECTOR_NODE_ID=" + config()->cluster.node_id);
   if (job.collector->type == CollectorConfig::Type::kPlugin) {
     // collector-host hands these env.* settings to the plugin as its configuration.
     std::string keys;

@@ -85,7 +85,8 @@ Stores openStores(const Config& config) {
   Stores stores;
   if (config.sqlite_path.empty()) {
     stores.postgres = std::make_unique<PostgresJobStore>(config.store_url, instanceId(config));
-    stores.postgres->holdExclusiveUse();
+    // In a cluster the nodes coordinate through the database; alone, one collectord takes it.
+    if (!config.cluster.enabled) stores.postgres->holdExclusiveUse();
   } else {
     stores.sqlite = std::make_unique<SqliteJobStore>(config.sqlite_path, instanceId(config));
   }
@@ -188,8 +189,10 @@ class CollectordApp final : public Poco::Util::ServerApplication {
       supervision.on_saved.push_back([&events](const StateChange& c) { events.publish(c); });
       supervision.on_saved.push_back([&webhooks](const StateChange& c) { webhooks.noteSaved(c); });
       supervision.webhook_payload = http::webhookPayloadJson;
+      ClusterStore* cluster = config.cluster.enabled ? stores.postgres.get() : nullptr;
+      supervision.cluster = cluster;
       Supervisor supervisor(config, store, supervision, &metrics);
-      http::DaemonContext context(store, supervisor, &stores.outbox());
+      http::DaemonContext context(store, supervisor, &stores.outbox(), cluster);
       http::Router router;
       http::addApiRoutes(router, context, metrics, config.docs_directory,
                          {config.public_docs, config.public_health, config.public_metrics},

@@ -8,6 +8,8 @@
 
 
 #include "migration.h"
+#include "postgres_cluster.h"
+#include "postgres_statements.h"
 #include "postgres_support.h"
 #include "store_sql.h"
 #include "time_format.h"
@@ -23,6 +25,8 @@ using postgres::PgConnection;
 using postgres::limitText;
 using postgres::PgResult;
 using postgres::storable;
+using postgres::jobFromRow;
+using postgres::batchFromRow;
 
 namespace {
 
@@ -44,33 +48,6 @@ const std::string kSchemaVersion = "SELECT MAX(version) FROM schema_migrations";
 
 Poco::Nullable<double> durationOf(Micros started_at, std::optional<Micros> ended_at) {
   return nullable(durationSeconds(started_at, ended_at));
-}
-
-JobStatus statusOf(const std::string& text) {
-  const auto status = parseJobStatus(text);
-  if (!status) throw StoreError("unknown status '" + text + "' in the store");
-  return *status;
-}
-
-// Row `r` of a job statement (store_sql::kJobColumns).
-JobRecord jobFromRow(const PgResult& q, int r) {
-  JobRecord j;
-  j.job_id = q.text(r, 0);
-  j.batch_id = q.text(r, 1);
-  j.collector = q.text(r, 2);
-  j.job_name = q.text(r, 3);
-  j.status = statusOf(q.text(r, 4));
-  j.progress_percent = q.optInt32(r, 5);
-  j.message = q.optText(r, 6);
-  j.error = q.optText(r, 7);
-  j.started_at = q.int64(r, 8);
-  j.updated_at = q.int64(r, 9);
-  j.ended_at = q.optInt64(r, 10);
-  j.attempt = q.int32(r, 11);
-  j.pid = q.optInt32(r, 12);
-  j.max_attempts = q.int32(r, 13);
-  j.next_attempt_at = q.optInt64(r, 14);
-  return j;
 }
 
 std::vector<JobRecord> jobsOf(const PgResult& q) {
@@ -124,34 +101,21 @@ std::size_t insertJob(Session& session, const JobRecord& j, int position,
 }
 
 void updateJob(Session& session, const JobRecord& j, const std::string& owner) {
-  session << "UPDATE job_runs SET status = $1, progress_percent = $2, message = $3, error = $4, "
-             "updated_at = $5, ended_at = $6, duration_seconds = $7, attempt = $8, "
-             "max_attempts = $9, pid = $10, next_attempt_at = $11, owner = $12 WHERE job_id = $13",
-      bind(std::string(toString(j.status))), bind(nullable(j.progress_percent)),
-      bind(storable(j.message)), bind(storable(j.error)), bind(j.updated_at),
-      bind(nullable(j.ended_at)), bind(durationOf(j.started_at, j.ended_at)), bind(j.attempt),
-      bind(j.max_attempts), bind(nullable(j.pid)), bind(nullable(j.next_attempt_at)), bind(owner),
-      bind(j.job_id), now;
+  session << postgres::kUpdateJob, bind(std::string(toString(j.status))),
+      bind(nullable(j.progress_percent)), bind(storable(j.message)), bind(storable(j.error)),
+      bind(j.updated_at), bind(nullable(j.ended_at)), bind(durationOf(j.started_at, j.ended_at)),
+      bind(j.attempt), bind(j.max_attempts), bind(nullable(j.pid)),
+      bind(nullable(j.next_attempt_at)), bind(owner), bind(j.job_id), now;
 }
 
-// As SQLite's INSERT OR REPLACE: a rewritten attempt replaces the row.
 void insertAttempt(Session& session, const std::string& job_id, const AttemptRecord& a) {
-  session << "INSERT INTO job_attempts (job_id, attempt, started_at, ended_at, error) "
-             "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, attempt) DO UPDATE SET "
-             "started_at = excluded.started_at, ended_at = excluded.ended_at, "
-             "error = excluded.error",
-      bind(job_id), bind(a.attempt), bind(nullable(a.started_at)), bind(a.ended_at),
-      bind(storable(a.error)),
-      now;
+  session << postgres::kInsertAttempt, bind(job_id), bind(a.attempt), bind(nullable(a.started_at)),
+      bind(a.ended_at), bind(storable(a.error)), now;
 }
 
-// A retried write of the same state change inserts nothing: (event_id, endpoint) is unique.
 void insertOutboxRow(Session& session, const WebhookOutboxRow& row) {
-  session << "INSERT INTO webhook_deliveries (event_id, endpoint, event_type, body, created_at, "
-             "next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6) "
-             "ON CONFLICT (event_id, endpoint) DO NOTHING",
-      bind(row.event_id), bind(row.endpoint), bind(row.event_type), bind(row.body),
-      bind(row.created_at), bind(row.created_at), now;
+  session << postgres::kInsertOutboxRow, bind(row.event_id), bind(row.endpoint),
+      bind(row.event_type), bind(row.body), bind(row.created_at), bind(row.created_at), now;
 }
 
 }  // namespace
@@ -245,6 +209,8 @@ bool PostgresJobStore::insertBatch(const BatchRecord& batch, const std::vector<J
       for (std::size_t i = 0; i < jobs.size(); ++i) {
         if (insertJob(session, jobs[i], static_cast<int>(i), owner_) == 0) return false;
       }
+      // Every node looks for work when this commits (listen()).
+      if (cluster_) session << "NOTIFY collectord_work", now;
       inserted = true;
       return true;
     });
@@ -256,6 +222,7 @@ void PostgresJobStore::save(const std::vector<JobRecord>& jobs,
                             const std::vector<BatchRecord>& batches,
                             const std::vector<std::pair<std::string, AttemptRecord>>& attempts,
                             const std::vector<WebhookOutboxRow>& outbox) {
+  if (cluster_) return saveAsNode(jobs, attempts, outbox);
   guarded(*settings_, "cannot save job state", [&] {
     inTransaction(*pool_, *settings_, [&](Session& session) {
       for (const BatchRecord& b : batches) upsertBatch(session, b, true);
@@ -316,18 +283,7 @@ std::optional<BatchRecord> PostgresJobStore::findBatch(const std::string& batch_
   withReader("cannot read the batch", [&](PgConnection& c) {
     const PgResult q = c.run(kSql.find_batch, {batch_id});
     if (q.rows() == 0) return;
-    BatchRecord b;
-    b.batch_id = q.text(0, 0);
-    b.status = statusOf(q.text(0, 1));
-    b.priority = parsePriority(q.text(0, 2)).value_or(Priority::kNormal);
-    b.progress_percent = q.int32(0, 3);
-    b.message = q.optText(0, 4);
-    b.error = q.optText(0, 5);
-    b.started_at = q.int64(0, 6);
-    b.updated_at = q.int64(0, 7);
-    b.ended_at = q.optInt64(0, 8);
-    b.estimated_completion = q.optInt64(0, 9);
-    batch = std::move(b);
+    batch = batchFromRow(q, 0);
   });
   return batch;
 }

@@ -1,11 +1,13 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "cluster_store.h"
 #include "job_store.h"
 #include "webhook_store.h"
 
@@ -26,7 +28,7 @@ class PgConnection;
 // postgres_support.h for why). A connection that the server closed (it restarted) is dropped
 // when next taken, so the store works again as soon as the server does. It also holds the
 // webhook outbox (postgres_webhook_store.cpp).
-class PostgresJobStore final : public JobStore, public WebhookStore {
+class PostgresJobStore final : public JobStore, public WebhookStore, public ClusterStore {
  public:
   // Connects to `url` (postgresql://user:password@host:port/database, or a libpq key=value
   // string) and applies pending migrations, under an advisory lock so that instances starting
@@ -65,6 +67,21 @@ class PostgresJobStore final : public JobStore, public WebhookStore {
                                Micros now) override;
   int pruneWebhookDeliveries(Micros before) override;
 
+  // Cluster mode (postgres_cluster.cpp).
+  void joinCluster(const std::string& node_id, const std::vector<std::string>& tags,
+                   std::chrono::milliseconds lease, ClusterHooks hooks) override;
+  std::vector<std::string> heartbeat(const std::vector<std::string>& running) override;
+  std::vector<std::string> cancelRequests() override;
+  void leaveCluster() override;
+  std::vector<JobRecord> claim(const ClaimRequest& request, Micros now) override;
+  int expireLeases(Micros now) override;
+  RemoteCancel cancelElsewhere(const std::string& job_id, const std::string& reason,
+                               Micros now) override;
+  std::vector<NodeRecord> nodes() override;
+
+  void listen(const std::function<void(const std::vector<std::string>& job_ids, bool work)>& changed,
+              const std::atomic<bool>& stop) override;
+
   // The highest applied migration version.
   int schemaVersion();
 
@@ -84,6 +101,18 @@ class PostgresJobStore final : public JobStore, public WebhookStore {
   static constexpr int kMaxWriteSessions = 16;
 
   void migrate();
+  struct Cluster;
+  // Runs `fn` in a transaction on the cluster's connection (reconnecting when it broke);
+  // failures become StoreError naming `what`.
+  void clusterTransaction(const char* what, const std::function<void(postgres::PgConnection&)>& fn);
+  // Summarises these batches (locked in this order) from all their jobs, in the transaction on
+  // `c`, with the webhook deliveries of batches that turn terminal and of `ended` jobs.
+  void rollUpBatches(postgres::PgConnection& c, const std::vector<std::string>& batch_ids,
+                     const std::vector<JobRecord>& ended);
+  // Cluster mode's save(): only jobs this node runs are written.
+  void saveAsNode(const std::vector<JobRecord>& jobs,
+                  const std::vector<std::pair<std::string, AttemptRecord>>& attempts,
+                  const std::vector<WebhookOutboxRow>& outbox);
   // Runs `fn` on an idle read connection (a new one if none is usable), then keeps the
   // connection for the next call. When a kept connection turns out broken, `fn` runs again on
   // a new one, so it must assign its results rather than append to them. Failures become
@@ -94,6 +123,7 @@ class PostgresJobStore final : public JobStore, public WebhookStore {
   std::string owner_;
   std::unique_ptr<Poco::Data::SessionPool> pool_;
   std::unique_ptr<postgres::PgConnection> exclusive_use_;  // holds holdExclusiveUse()'s lock
+  std::unique_ptr<Cluster> cluster_;  // set by joinCluster
   std::mutex readers_mutex_;
   std::vector<std::unique_ptr<postgres::PgConnection>> idle_readers_;  // guarded by readers_mutex_
 };

@@ -205,7 +205,8 @@ void PgConnection::fail(std::string_view what, pg_result* result) const {
   throw std::runtime_error(std::string(what) + ": " + message);
 }
 
-PgResult PgConnection::run(const std::string& sql, const std::vector<std::string>& params) {
+PgResult PgConnection::run(const std::string& sql,
+                           const std::vector<std::optional<std::string>>& params) {
   auto found = prepared_.find(&sql);
   if (found == prepared_.end()) {
     std::string name = "collectord_" + std::to_string(prepared_.size());
@@ -217,12 +218,37 @@ PgResult PgConnection::run(const std::string& sql, const std::vector<std::string
   }
   std::vector<const char*> values;
   values.reserve(params.size());
-  for (const std::string& p : params) values.push_back(p.c_str());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
   PGresult* result = PQexecPrepared(conn_, found->second.c_str(), static_cast<int>(params.size()),
                                     values.data(), nullptr, nullptr, 0);
   const ExecStatusType status = PQresultStatus(result);
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) fail("query failed", result);
   return PgResult(result);
+}
+
+void PgConnection::exec(const char* sql) {
+  PGresult* result = PQexec(conn_, sql);
+  const ExecStatusType status = PQresultStatus(result);
+  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) fail("query failed", result);
+  PQclear(result);
+}
+
+std::vector<PgConnection::Notification> PgConnection::notifications(
+    std::chrono::milliseconds wait) {
+  std::vector<Notification> out;
+  auto take = [&] {
+    if (PQconsumeInput(conn_) != 1) fail("connection lost", nullptr);
+    while (PGnotify* n = PQnotifies(conn_)) {
+      out.push_back({n->relname, n->extra});
+      PQfreemem(n);
+    }
+  };
+  take();
+  if (!out.empty()) return out;
+  pollfd socket{PQsocket(conn_), POLLIN, 0};
+  const int ready = ::poll(&socket, 1, static_cast<int>(wait.count()));
+  if (ready > 0) take();
+  return out;
 }
 
 bool PgConnection::usable() {
@@ -262,6 +288,53 @@ Poco::Data::Session beginTransaction(Poco::Data::SessionPool& pool,
           .debug("dropping a dead pooled session: %s", e.displayText());
     }
   }
+}
+
+namespace {
+
+JobStatus statusOf(const std::string& text) {
+  const auto status = parseJobStatus(text);
+  if (!status) throw StoreError("unknown status '" + text + "' in the store");
+  return *status;
+}
+
+}  // namespace
+
+// Row `r` of a job statement (store_sql::kJobColumns).
+JobRecord jobFromRow(const PgResult& q, int r) {
+  JobRecord j;
+  j.job_id = q.text(r, 0);
+  j.batch_id = q.text(r, 1);
+  j.collector = q.text(r, 2);
+  j.job_name = q.text(r, 3);
+  j.status = statusOf(q.text(r, 4));
+  j.progress_percent = q.optInt32(r, 5);
+  j.message = q.optText(r, 6);
+  j.error = q.optText(r, 7);
+  j.started_at = q.int64(r, 8);
+  j.updated_at = q.int64(r, 9);
+  j.ended_at = q.optInt64(r, 10);
+  j.attempt = q.int32(r, 11);
+  j.pid = q.optInt32(r, 12);
+  j.max_attempts = q.int32(r, 13);
+  j.next_attempt_at = q.optInt64(r, 14);
+  j.node_id = q.optText(r, 15);
+  return j;
+}
+
+BatchRecord batchFromRow(const PgResult& q, int r) {
+  BatchRecord b;
+  b.batch_id = q.text(r, 0);
+  b.status = statusOf(q.text(r, 1));
+  b.priority = parsePriority(q.text(r, 2)).value_or(Priority::kNormal);
+  b.progress_percent = q.int32(r, 3);
+  b.message = q.optText(r, 4);
+  b.error = q.optText(r, 5);
+  b.started_at = q.int64(r, 6);
+  b.updated_at = q.int64(r, 7);
+  b.ended_at = q.optInt64(r, 8);
+  b.estimated_completion = q.optInt64(r, 9);
+  return b;
 }
 
 }  // namespace collectord::postgres

@@ -10,6 +10,7 @@
 #include <Poco/Logger.h>
 #include <Poco/Nullable.h>
 
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <optional>
@@ -85,6 +86,10 @@ class PgResult {
   pg_result* result_;
 };
 
+// Row `r` of a job statement (store_sql::kJobColumns) and of a batch statement (kBatchColumns).
+JobRecord jobFromRow(const PgResult& q, int r);
+BatchRecord batchFromRow(const PgResult& q, int r);
+
 // A libpq connection of the read path and the statements prepared on it. Poco 1.11's connector
 // prepares, describes, runs and deallocates every statement anew (four round trips: about
 // 340 µs for an indexed lookup on loopback, against 95 µs for libpq's one); so reads, the path
@@ -99,8 +104,19 @@ class PgConnection {
   PgConnection& operator=(const PgConnection&) = delete;
 
   // Runs `sql`, one of the store's constant statements (they outlive every connection: the
-  // statement is prepared on its first use and kept under its address), with `params` as text.
-  PgResult run(const std::string& sql, const std::vector<std::string>& params = {});
+  // statement is prepared on its first use and kept under its address), with `params` as text
+  // (nullopt: NULL).
+  PgResult run(const std::string& sql, const std::vector<std::optional<std::string>>& params = {});
+  // Runs a statement without parameters unprepared (BEGIN, COMMIT, LISTEN ...).
+  void exec(const char* sql);
+  // A NOTIFY this connection LISTENs to: channel and payload.
+  struct Notification {
+    std::string channel;
+    std::string payload;
+  };
+  // The notifications that arrive within `wait` (those already there at once). Throws when the
+  // connection fails.
+  std::vector<Notification> notifications(std::chrono::milliseconds wait);
   // False when the connection cannot serve another query: broken, inside a transaction, or
   // closed by the server while idle (a restart of the server closes every connection; the
   // socket then reads as ended, which this sees without a round trip).

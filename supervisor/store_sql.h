@@ -16,7 +16,7 @@ namespace collectord::store_sql {
 // The columns of a job and of a batch, in the order the stores' row readers take them.
 inline constexpr const char* kJobColumns =
     "job_id, batch_id, collector, job_name, status, progress_percent, message, error, "
-    "started_at, updated_at, ended_at, attempt, pid, max_attempts, next_attempt_at";
+    "started_at, updated_at, ended_at, attempt, pid, max_attempts, next_attempt_at, owner";
 inline constexpr const char* kBatchColumns =
     "batch_id, status, priority, progress_percent, message, error, started_at, updated_at, "
     "ended_at, estimated_completion";

@@ -88,17 +88,26 @@ TriggerResult Supervisor::Impl::createBatch(const std::vector<std::string>& name
   std::vector<std::string> fresh;
   for (std::size_t i = 0; i < names.size(); ++i) {
     const auto c = collectorConfig(names[i]);
-    Job* active =
-        c && c->overlap == CollectorConfig::Overlap::kSkip ? activeJobOf(names[i]) : nullptr;
-    if (active) {
+    const bool skips = c && c->overlap == CollectorConfig::Overlap::kSkip;
+    if (skips && cluster) {
+      // Active anywhere in the cluster, not only here.
+      auto latest = store.latestRun(names[i]);
+      if (latest && !isTerminal(latest->status)) skipped[i] = std::move(latest);
+    } else if (Job* active = skips ? activeJobOf(names[i]) : nullptr) {
       skipped[i] = active->sm.record();
-    } else {
+    }
+    if (!skipped[i]) {
       fresh.push_back(names[i]);
     }
   }
   TriggerResult result;
   if (fresh.empty()) {
-    result.batch = batches.at(skipped.front()->batch_id).record;
+    const auto here = batches.find(skipped.front()->batch_id);
+    if (here != batches.end()) {
+      result.batch = here->second.record;
+    } else if (auto stored = store.findBatch(skipped.front()->batch_id)) {
+      result.batch = *stored;
+    }
   } else {
     result.batch = insertNewBatch(fresh, priority, now);
     result.created = true;
@@ -115,6 +124,11 @@ TriggerResult Supervisor::Impl::createBatch(const std::vector<std::string>& name
       result.jobs.push_back(findJob(b.job_ids[next_new++])->sm.record());
       result.skipped.push_back(false);
     }
+  }
+  if (result.created && cluster) {
+    // Queued in the store, where the first node with room claims each job (this one too).
+    for (const std::string& id : batches.at(result.batch.batch_id).job_ids) jobs.erase(id);
+    batches.erase(result.batch.batch_id);
   }
   if (result.created) asio::post(io, [this] { dispatch(); });
   return result;
@@ -191,6 +205,7 @@ std::string Supervisor::Impl::describe(const std::vector<std::string>& job_ids) 
 
 void Supervisor::Impl::dispatch() {
   if (stopping) return;
+  if (cluster) return claimWork();
   const auto cfg = config();
   const Micros now = nowMicros();
   int running = 0;
@@ -289,6 +304,7 @@ CancelOutcome Supervisor::Impl::cancel(Job& job) {
 
 CancelOutcome Supervisor::Impl::cancelJob(const std::string& job_id) {
   if (Job* job = findJob(job_id)) return cancel(*job);
+  if (cluster) return cancelElsewhere(job_id);
   return store.findJob(job_id) ? CancelOutcome::kAlreadyTerminal : CancelOutcome::kNotFound;
 }
 
@@ -310,6 +326,20 @@ ReportOutcome Supervisor::Impl::report(const std::string& job_id, const Progress
 }
 
 CancelOutcome Supervisor::Impl::cancelBatch(const std::string& batch_id) {
+  if (cluster) {
+    // Its jobs may run on any node: each is cancelled here or through the store.
+    const std::vector<JobRecord> rows = store.jobsOfBatch(batch_id);
+    if (rows.empty()) return CancelOutcome::kNotFound;
+    CancelOutcome outcome = CancelOutcome::kAlreadyTerminal;
+    for (const JobRecord& row : rows) {
+      if (isTerminal(row.status)) continue;
+      const CancelOutcome one = cancelJob(row.job_id);
+      if (one == CancelOutcome::kCancelling) outcome = one;
+      if (one == CancelOutcome::kCancelled && outcome == CancelOutcome::kAlreadyTerminal)
+        outcome = one;
+    }
+    return outcome;
+  }
   const auto it = batches.find(batch_id);
   if (it == batches.end()) {
     return store.findBatch(batch_id) ? CancelOutcome::kAlreadyTerminal : CancelOutcome::kNotFound;
@@ -376,7 +406,8 @@ bool Supervisor::Impl::flush() {
   }
   for (const std::string& id : dirty_batches) {
     const auto it = batches.find(id);
-    if (it == batches.end()) continue;
+    // A node knows only its own jobs of a batch: the store summarises batches in the cluster.
+    if (it == batches.end() || cluster) continue;
     rollUp(it->second);
     batch_rows.push_back(it->second.record);
   }
@@ -412,7 +443,11 @@ bool Supervisor::Impl::flush() {
     }
   }
   dirty_jobs.clear();
-  for (const std::string& id : dirty_batches) retireIfDone(id);
+  if (cluster) {
+    retireSaved();
+  } else {
+    for (const std::string& id : dirty_batches) retireIfDone(id);
+  }
   dirty_batches.clear();
   updateGauges();
   return true;
@@ -441,7 +476,8 @@ std::vector<WebhookEvent> Supervisor::Impl::newEvents(const std::vector<JobRecor
 
 void Supervisor::Impl::saved(std::vector<JobRecord> job_rows,
                              std::vector<BatchRecord> batch_rows) {
-  if (options.on_saved.empty()) return;
+  // In a cluster every change, this node's too, is published from the store (clusterChanged).
+  if (options.on_saved.empty() || cluster) return;
   const StateChange change{std::move(job_rows), std::move(batch_rows)};
   for (const auto& observer : options.on_saved) observer(change);
 }
@@ -465,6 +501,7 @@ void Supervisor::Impl::retireIfDone(const std::string& batch_id) {
 }
 
 std::vector<CollectorState> Supervisor::Impl::collectorStates() {
+  if (cluster) return clusterCollectorStates();
   std::map<std::string, CollectorState> states;
   for (const auto& [name, c] : collectors) states[name].name = name;
   for (const auto& [name, s] : schedules) {
@@ -487,6 +524,7 @@ std::vector<CollectorState> Supervisor::Impl::collectorStates() {
 }
 
 void Supervisor::Impl::recover() {
+  if (cluster) return recoverNode();
   const std::vector<JobRecord> active = store.activeJobs();
   const Micros now = nowMicros();
   for (const JobRecord& left : active) {
@@ -565,6 +603,15 @@ void Supervisor::Impl::checkDrained() {
     log.critical("stopping with %z job states unwritten; the next start resolves them",
                  dirty_jobs.size());
   }
+  if (cluster) {
+    heartbeat_timer.cancel();
+    poll_timer.cancel();
+    try {
+      cluster->leaveCluster();
+    } catch (const StoreError& e) {
+      log.warning("cannot mark this node stopped: %s", std::string(e.what()));
+    }
+  }
   if (auto done = std::move(on_drained)) {
     on_drained = nullptr;
     done();
@@ -596,10 +643,24 @@ std::shared_ptr<const Config> Supervisor::config() const { return impl_->config(
 void Supervisor::start() {
   std::error_code ec;
   std::filesystem::create_directories(impl_->config()->logs_directory, ec);
+  if (impl_->cluster) impl_->joinCluster();
   impl_->recover();  // before the thread exists: nothing else touches the state yet
   impl_->sweepLogs();
   impl_->armSchedules();
   impl_->work.emplace(impl_->io.get_executor());
+  if (impl_->cluster) {
+    asio::post(impl_->io, [this] {
+      impl_->heartbeatTick();
+      impl_->pollTick();
+    });
+    impl_->listener = std::thread([this] {
+      impl_->cluster->listen(
+          [this](const std::vector<std::string>& ids, bool work) {
+            impl_->clusterChanged(ids, work);
+          },
+          impl_->listener_stop);
+    });
+  }
   impl_->thread = std::thread([this] {
     for (;;) {
       try {
@@ -626,6 +687,8 @@ void Supervisor::stop() {
       std::future_status::ready) {
     impl_->log.error("stopping: jobs did not end after SIGKILL; giving up on them");
   }
+  impl_->listener_stop = true;
+  if (impl_->listener.joinable()) impl_->listener.join();
   impl_->work.reset();
   impl_->io.stop();
   impl_->thread.join();

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster_store.h"
 #include "config.h"
 #include "job.h"
 #include "job_store.h"
@@ -78,6 +79,9 @@ struct SupervisorOptions {
   // writes, in the same transaction, a webhook delivery per configured endpoint that wants the
   // event (config.webhooks); each terminal batch or job gives its event once. Set by main.
   WebhookPayloadRenderer webhook_payload;
+  // Cluster mode (config.cluster.enabled): the store's coordination of several nodes, which the
+  // supervisor joins at start and leaves at stop. Null: this collectord runs alone.
+  ClusterStore* cluster = nullptr;
 };
 
 // Runs collectors and owns every active job's state on one thread of its own. Other threads

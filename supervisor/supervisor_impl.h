@@ -84,7 +84,7 @@ struct Supervisor::Impl {
   };
 
   Impl(Config cfg, JobStore& job_store, SupervisorOptions opts, Metrics* m)
-      : store(job_store), options(opts), metrics(m ? *m : own_metrics) {
+      : store(job_store), options(opts), metrics(m ? *m : own_metrics), cluster(opts.cluster) {
     applyConfig(std::move(cfg));
   }
 
@@ -274,6 +274,31 @@ struct Supervisor::Impl {
   std::vector<CollectorState> collectorStates();
 
   void recover();
+
+  // Cluster mode (cluster_node.cpp); `cluster` is null otherwise.
+  ClusterStore* cluster = nullptr;
+  asio::steady_timer heartbeat_timer{io};
+  asio::steady_timer poll_timer{io};
+  std::optional<Clock::time_point> reachable_since;  // heartbeats succeed since then
+  std::atomic<bool> wake_pending{false};
+  std::atomic<bool> listener_stop{false};
+  std::thread listener;
+  void joinCluster();
+  // Fails this node's jobs that a previous instance left running.
+  void recoverNode();
+  // dispatch() in cluster mode: claims what this node may run now and starts it.
+  void claimWork();
+  // Claims work and stops the runs another node was asked to cancel.
+  void lookForWork();
+  void heartbeatTick();
+  void pollTick();
+  // From the listener thread: publishes what other nodes (and this one) wrote.
+  void clusterChanged(const std::vector<std::string>& job_ids, bool work);
+  // A job this node does not have: cancelled or flagged in the database.
+  CancelOutcome cancelElsewhere(const std::string& job_id);
+  std::vector<CollectorState> clusterCollectorStates();
+  // Drops the jobs of this node that are saved and no longer running here.
+  void retireSaved();
 
   void beginStop(std::function<void()> done);
 
