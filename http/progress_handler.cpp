@@ -30,6 +30,10 @@ Response reportProgress(ApiContext& context, const Request& request) {
       return errorResponse(409, "Job " + id + " is already " +
                                     std::string(job ? toString(job->status) : "finished") +
                                     "; it takes no more updates");
+    case ReportOutcome::kElsewhere:
+      return errorResponse(409, "Job " + id + " runs on node " +
+                                    (job && job->node_id ? *job->node_id : "another node") +
+                                    "; send its progress to that node");
     case ReportOutcome::kApplied: break;
   }
   if (!job) return errorResponse(404, "Job not found");

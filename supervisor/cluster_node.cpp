@@ -91,9 +91,12 @@ void Supervisor::Impl::claimWork() {
   try {
     claimed = cluster->claim(request, nowMicros());
   } catch (const StoreError& e) {
-    log.warning("cannot claim queued jobs: %s", std::string(e.what()));
+    if (!claim_failing) log.warning("cannot claim queued jobs, retrying: %s", std::string(e.what()));
+    claim_failing = true;
     return;
   }
+  if (claim_failing) log.information("claiming queued jobs again");
+  claim_failing = false;
   for (JobRecord& record : claimed) {
     const std::string id = record.job_id;
     auto batch = batches.find(record.batch_id);
@@ -179,8 +182,8 @@ void Supervisor::Impl::heartbeatTick() {
   });
 }
 
-void Supervisor::Impl::clusterChanged(const std::vector<std::string>& job_ids, bool work) {
-  if (work && !wake_pending.exchange(true)) asio::post(io, [this] { lookForWork(); });
+void Supervisor::Impl::clusterChanged(const std::vector<std::string>& job_ids, bool new_work) {
+  if (new_work && !wake_pending.exchange(true)) asio::post(io, [this] { lookForWork(); });
   if (job_ids.empty() || options.on_saved.empty()) return;
   StateChange change;
   std::set<std::string> batch_ids;
@@ -237,9 +240,9 @@ void Supervisor::Impl::retireSaved() {
     }
     auto batch = batches.find(job.sm.record().batch_id);
     if (batch != batches.end()) {
-      auto& ids = batch->second.job_ids;
-      ids.erase(std::remove(ids.begin(), ids.end(), it->first), ids.end());
-      if (ids.empty()) batches.erase(batch);
+      auto& members = batch->second.job_ids;
+      members.erase(std::remove(members.begin(), members.end(), it->first), members.end());
+      if (members.empty()) batches.erase(batch);
     }
     it = jobs.erase(it);
   }

@@ -7,6 +7,7 @@
 
 
 #include "postgres_job_store.h"
+#include "postgres_cluster.h"
 #include "postgres_support.h"
 #include "store_sql.h"
 
@@ -28,6 +29,16 @@ const std::string kDeliveryColumns = store_sql::kDeliveryColumns;
 const std::string kDue = "SELECT " + kDeliveryColumns +
                          " FROM webhook_deliveries WHERE endpoint = $1 AND state = 'pending' "
                          "AND next_attempt_at <= $2 ORDER BY next_attempt_at, delivery_id LIMIT $3";
+// In a cluster every node's sender looks for due deliveries: each is claimed by one of them,
+// its next attempt put off by kClaimWindow so that no other node takes it meanwhile; the
+// attempt's record sets the real next time. A node that dies holding claims leaves them to the
+// others after the window.
+constexpr Micros kClaimWindow = 5LL * 60 * 1'000'000;
+const std::string kClaimDue =
+    "UPDATE webhook_deliveries SET next_attempt_at = $4 WHERE delivery_id IN (SELECT delivery_id "
+    "FROM webhook_deliveries WHERE endpoint = $1 AND state = 'pending' AND next_attempt_at <= $2 "
+    "ORDER BY next_attempt_at, delivery_id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING " +
+    kDeliveryColumns;
 const std::string kNextDue =
     "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE endpoint = $1 AND "
     "state = 'pending'";
@@ -97,6 +108,16 @@ std::vector<WebhookDeliveryRecord> deliveriesWithAttempts(const PgResult& q) {
 std::vector<WebhookDeliveryRecord> PostgresJobStore::dueWebhookDeliveries(
     const std::string& endpoint, Micros now, int limit) {
   std::vector<WebhookDeliveryRecord> due;
+  if (cluster_) {
+    // One at a time: a claim waits for the attempts before it, so it must not wait long.
+    withReader("cannot claim the due webhook deliveries", [&](PgConnection& c) {
+      const PgResult q = c.run(kClaimDue, {endpoint, std::to_string(now), limitText(std::min(limit, 1)),
+                                           std::to_string(now + kClaimWindow)});
+      due.clear();
+      for (int r = 0; r < q.rows(); ++r) due.push_back(deliveryFromRow(q, r));
+    });
+    return due;
+  }
   withReader("cannot read the due webhook deliveries", [&](PgConnection& c) {
     const PgResult q = c.run(kDue, {endpoint, std::to_string(now), limitText(limit)});
     due.clear();

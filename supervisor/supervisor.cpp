@@ -311,6 +311,14 @@ CancelOutcome Supervisor::Impl::cancelJob(const std::string& job_id) {
 ReportOutcome Supervisor::Impl::report(const std::string& job_id, const ProgressUpdate& update,
                                        std::optional<JobRecord>& result) {
   Job* job = findJob(job_id);
+  if (!job && cluster) {
+    auto stored = store.findJob(job_id);
+    if (!stored) return ReportOutcome::kNotFound;
+    if (isTerminal(stored->status)) return ReportOutcome::kTerminal;
+    if (stored->status == JobStatus::kQueued) return ReportOutcome::kNotRunning;
+    result = std::move(stored);
+    return ReportOutcome::kElsewhere;
+  }
   if (!job) return store.findJob(job_id) ? ReportOutcome::kTerminal : ReportOutcome::kNotFound;
   const JobStatus status = job->sm.record().status;
   if (isTerminal(status)) return ReportOutcome::kTerminal;

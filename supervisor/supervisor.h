@@ -42,6 +42,7 @@ enum class ReportOutcome {
   kApplied,      // the update is the job's state now
   kNotRunning,   // the job is queued: it reports once it runs
   kTerminal,     // the job has ended; nothing changes it any more
+  kElsewhere,    // in a cluster, the job runs on another node (`job` says which)
   kNotFound,
 };
 

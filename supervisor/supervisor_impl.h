@@ -281,6 +281,7 @@ struct Supervisor::Impl {
   asio::steady_timer poll_timer{io};
   std::optional<Clock::time_point> reachable_since;  // heartbeats succeed since then
   std::atomic<bool> wake_pending{false};
+  bool claim_failing = false;  // logs the first failure of a run of them
   std::atomic<bool> listener_stop{false};
   std::thread listener;
   void joinCluster();
@@ -293,7 +294,7 @@ struct Supervisor::Impl {
   void heartbeatTick();
   void pollTick();
   // From the listener thread: publishes what other nodes (and this one) wrote.
-  void clusterChanged(const std::vector<std::string>& job_ids, bool work);
+  void clusterChanged(const std::vector<std::string>& job_ids, bool new_work);
   // A job this node does not have: cancelled or flagged in the database.
   CancelOutcome cancelElsewhere(const std::string& job_id);
   std::vector<CollectorState> clusterCollectorStates();

@@ -291,9 +291,10 @@ TEST_F(Cluster, MaxConcurrentIsPerNode) {
   // Release whatever runs until every job has ended.
   std::size_t ended = 0;
   while (ended < names.size()) {
-    const auto now_live = liveJobs(cluster->records());
-    ASSERT_FALSE(now_live.empty()) << "nothing runs with " << names.size() - ended
-                                   << " jobs left:" << describe(cluster->records());
+    std::map<std::string, std::string> now_live;
+    ASSERT_TRUE(waitUntil([&] { return !(now_live = liveJobs(cluster->records())).empty(); }))
+        << "nothing runs with " << names.size() - ended << " jobs left:"
+        << describe(cluster->records());
     for (const auto& [job, node] : now_live) cluster->release(job);
     const std::size_t want = ended + now_live.size();
     ASSERT_TRUE(waitUntil([&] { return recordsOf(cluster->records(), "E").size() >= want; }))
