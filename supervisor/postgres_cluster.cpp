@@ -92,6 +92,11 @@ const std::string kRunningJobs =
     "SELECT owner, job_id FROM job_runs WHERE status = 'running' AND owner IS NOT NULL "
     "ORDER BY started_at, job_id";
 
+const std::string kClaimSlot =
+    "INSERT INTO schedules (collector, last_fired_at) VALUES ($1, $2::BIGINT) "
+    "ON CONFLICT (collector) DO UPDATE SET last_fired_at = excluded.last_fired_at "
+    "WHERE schedules.last_fired_at < excluded.last_fired_at RETURNING collector";
+
 Param text(std::int64_t n) { return std::to_string(n); }
 Param text(std::optional<std::int64_t> n) { return n ? text(*n) : Param(); }
 Param text(std::optional<int> n) { return n ? text(std::int64_t{*n}) : Param(); }
@@ -419,6 +424,14 @@ std::vector<NodeRecord> PostgresJobStore::nodes() {
     }
   });
   return out;
+}
+
+bool PostgresJobStore::claimScheduledRun(const std::string& collector, Micros at) {
+  bool mine = false;
+  clusterTransaction("cannot claim the scheduled run", [&](PgConnection& c) {
+    mine = c.run(kClaimSlot, {collector, text(at)}).rows() == 1;
+  });
+  return mine;
 }
 
 void PostgresJobStore::listen(

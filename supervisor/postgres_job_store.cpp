@@ -209,8 +209,16 @@ bool PostgresJobStore::insertBatch(const BatchRecord& batch, const std::vector<J
       for (std::size_t i = 0; i < jobs.size(); ++i) {
         if (insertJob(session, jobs[i], static_cast<int>(i), owner_) == 0) return false;
       }
-      // Every node looks for work when this commits (listen()).
-      if (cluster_) session << "NOTIFY collectord_work", now;
+      // Every node looks for work when this commits, and shows the new jobs (listen()).
+      if (cluster_) {
+        std::string ids;
+        for (const JobRecord& j : jobs) ids += (ids.empty() ? "" : ",") + j.job_id;
+        Poco::Int64 sent = 0;
+        session << "SELECT COUNT(*) FROM (SELECT pg_notify('collectord_jobs', id) FROM "
+                   "unnest(string_to_array($1, ',')) AS id) AS sent",
+            bind(ids), into(sent), now;
+        session << "NOTIFY collectord_work", now;
+      }
       inserted = true;
       return true;
     });

@@ -71,9 +71,17 @@ void Supervisor::Impl::fireSchedule(const std::string& name) {
   const auto c = collectorConfig(name);
   if (stopping || !c || !c->schedule) return;
   const Micros now = nowMicros();
+  const Micros slot = schedules[name].next;
   try {
+    // Every node of a cluster runs the schedule; the slot is run by the node that takes it.
+    if (cluster && !cluster->claimScheduledRun(name, slot)) {
+      log.debug("schedule of %s: another node runs the slot", name);
+      if (const auto next = c->schedule->next(now)) armSchedule(name, *next);
+      return;
+    }
     const TriggerResult result = createBatch({name}, Priority::kNormal);
-    store.recordScheduledRun(name, now);  // only once the run exists: a failed slot is retried
+    // Only once the run exists: a failed slot is retried (alone; in a cluster it is taken).
+    if (!cluster) store.recordScheduledRun(name, now);
     log.information("schedule %s of %s: %s", c->schedule->describe(), name,
                     result.created ? "batch " + result.batch.batch_id
                                    : std::string("skipped, a run is active"));

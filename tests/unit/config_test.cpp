@@ -304,3 +304,59 @@ TEST(ShellWords, SplitsLikeAShell) {
 
 }  // namespace
 }  // namespace collectord
+
+namespace collectord {
+namespace {
+
+TEST_F(ConfigFiles, ClusterKeysAreParsedWithDerivedDefaults) {
+  main("[http]\nport = 8123\n[store]\nurl = postgresql://u@db/c\n[node]\nid = site-a.1\n"
+       "tags = site-a, gpu\n[cluster]\nenabled = true\nlease_timeout = 9s\n");
+  collector("vcenter", "[collector]\ncommand = ../collect.sh\nnodes = tag:site-a, site-b.2\n");
+  const ConfigResult result = load();
+  ASSERT_TRUE(result.config.has_value()) << result.problems.front().toString();
+  const ClusterSettings& c = result.config->cluster;
+  EXPECT_TRUE(c.enabled);
+  EXPECT_EQ(c.node_id, "site-a.1");
+  EXPECT_EQ(c.tags, (std::vector<std::string>{"site-a", "gpu"}));
+  EXPECT_EQ(c.lease_timeout, std::chrono::seconds(9));
+  EXPECT_EQ(c.heartbeat_interval, std::chrono::seconds(3));  // a third of the lease
+  EXPECT_EQ(c.poll_interval, std::chrono::seconds(1));
+  const CollectorConfig& vcenter = result.config->collectors.at(0);
+  EXPECT_TRUE(vcenter.runsOn("any", {"gpu", "site-a"}));
+  EXPECT_TRUE(vcenter.runsOn("site-b.2", {}));
+  EXPECT_FALSE(vcenter.runsOn("site-b.1", {"site-b"}));
+  EXPECT_FALSE(vcenter.runsOn("site-a", {}));  // a bare word is an id, not a tag
+}
+
+TEST_F(ConfigFiles, ANodeIdDefaultsToHostAndPortAndAnyNodeRunsAnUnrestrictedCollector) {
+  main("[http]\nport = 8123\n");
+  collector("ninja", "[collector]\ncommand = ../collect.sh\n");
+  const ConfigResult result = load();
+  ASSERT_TRUE(result.config.has_value());
+  const std::string& id = result.config->cluster.node_id;
+  EXPECT_FALSE(result.config->cluster.enabled);
+  ASSERT_GT(id.size(), 5u);
+  EXPECT_EQ(id.substr(id.size() - 5), ":8123");
+  EXPECT_TRUE(result.config->collectors.at(0).runsOn("whatever", {}));
+}
+
+TEST_F(ConfigFiles, BadClusterKeysAreProblemsNamingTheKey) {
+  main("[node]\nid = has space\ntags = ok, bad/tag\n[cluster]\nenabled = true\n"
+       "lease_timeout = 500ms\nheartbeat_interval = 1m\n");
+  collector("ninja", "[collector]\ncommand = ../collect.sh\nnodes = tag:, tag:fine, x y\n");
+  const ConfigResult result = load();
+  EXPECT_FALSE(result.config.has_value());
+  EXPECT_NE(problemFor(result, "node.id").message.find("'has space' is not a node id"),
+            std::string::npos);
+  EXPECT_NE(problemFor(result, "node.tags").message.find("'bad/tag'"), std::string::npos);
+  EXPECT_EQ(problemFor(result, "cluster.lease_timeout").message, "must be at least 1s");
+  EXPECT_EQ(problemFor(result, "cluster.heartbeat_interval").message,
+            "must be shorter than cluster.lease_timeout");
+  // The default store is SQLite, which several nodes cannot share.
+  EXPECT_NE(problemFor(result, "cluster.enabled").message.find("needs a PostgreSQL store"),
+            std::string::npos);
+  EXPECT_NE(problemFor(result, "collector.nodes").message.find("'tag:'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace collectord
