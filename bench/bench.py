@@ -1183,7 +1183,9 @@ def main():
     output.write_text(render(ctx, rows, errors, started, minutes))
     print(f"bench: wrote {output}", flush=True)
     # The figures, so the page can be written again (new analysis text) without a new run.
-    results = REPO / "build" / ("bench-quick.json" if ctx.quick else "bench-results.json")
+    # A partial run (--only) must not replace the figures of the last whole run.
+    results = REPO / "build" / ("bench-only.json" if only else
+                                "bench-quick.json" if ctx.quick else "bench-results.json")
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps({
         "quick": ctx.quick, "machine": ctx.machine, "notes": ctx.notes, "details": ctx.details,

@@ -150,33 +150,39 @@ bool JobStateMachine::fail(const std::string& error, Micros now) {
 }
 
 void rollUpBatch(BatchRecord& batch, const std::vector<const JobRecord*>& jobs) {
-  const int total = static_cast<int>(jobs.size());
-  int queued = 0, terminal = 0, completed = 0, failed = 0, cancelled = 0, progress_sum = 0;
-  Micros updated_at = batch.updated_at;
-  Micros ended_at = 0;
-  std::string errors;
+  BatchTally t;
+  t.total = static_cast<int>(jobs.size());
   for (const JobRecord* job : jobs) {
-    updated_at = std::max(updated_at, job->updated_at);
+    t.updated_at = std::max(t.updated_at, job->updated_at);
     switch (job->status) {
-      case JobStatus::kQueued: ++queued; break;
+      case JobStatus::kQueued: ++t.queued; break;
       case JobStatus::kRunning: break;
-      case JobStatus::kCompleted: ++completed; break;
+      case JobStatus::kCompleted: ++t.completed; break;
       case JobStatus::kFailed:
-        ++failed;
-        if (!errors.empty()) errors += "; ";
-        errors += job->job_name + ": " + job->error.value_or("failed");
+        ++t.failed;
+        if (!t.errors.empty()) t.errors += "; ";
+        t.errors += job->job_name + ": " + job->error.value_or("failed");
         break;
-      case JobStatus::kCancelled: ++cancelled; break;
+      case JobStatus::kCancelled: ++t.cancelled; break;
     }
     if (isTerminal(job->status)) {
-      ++terminal;
-      progress_sum += 100;
-      ended_at = std::max(ended_at, job->ended_at.value_or(job->updated_at));
+      ++t.terminal;
+      t.progress_sum += 100;
+      t.ended_at = std::max(t.ended_at, job->ended_at.value_or(job->updated_at));
     } else {
-      progress_sum += std::clamp(job->progress_percent.value_or(0), 0, 100);
+      t.progress_sum += std::clamp(job->progress_percent.value_or(0), 0, 100);
     }
   }
+  rollUpBatch(batch, t);
+}
 
+void rollUpBatch(BatchRecord& batch, const BatchTally& t) {
+  const int total = t.total, queued = t.queued, terminal = t.terminal, completed = t.completed,
+            failed = t.failed, cancelled = t.cancelled;
+  const Micros updated_at = std::max(batch.updated_at, t.updated_at);
+  const Micros ended_at = t.ended_at;
+  const std::string& errors = t.errors;
+  const int progress_sum = t.progress_sum;
   batch.updated_at = updated_at;
   batch.progress_percent = total == 0 ? 0 : progress_sum / total;
   batch.error = errors.empty() ? std::nullopt : std::optional<std::string>(errors);

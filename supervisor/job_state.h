@@ -79,8 +79,20 @@ class JobStateMachine {
   std::vector<AttemptRecord> new_attempts_;
 };
 
+// What a batch's summary is made of, counted over its jobs (the PostgreSQL store counts it in
+// SQL, without reading the jobs).
+struct BatchTally {
+  int total = 0, queued = 0, terminal = 0, completed = 0, failed = 0, cancelled = 0;
+  int progress_sum = 0;    // 100 per terminal job, its clamped progress (0 when none) otherwise
+  Micros updated_at = 0;   // the newest job's
+  Micros ended_at = 0;     // the last terminal job's ended_at (else updated_at)
+  std::string errors;      // "JOB_NAME: ERROR" of each failed job, in trigger order, "; "-joined
+};
+
 // Recomputes a batch's status, progress, message, error, ended_at and estimated_completion from
 // its jobs. The one place that owns the roll-up rules.
 void rollUpBatch(BatchRecord& batch, const std::vector<const JobRecord*>& jobs);
+// The same from a tally of its jobs.
+void rollUpBatch(BatchRecord& batch, const BatchTally& tally);
 
 }  // namespace collectord

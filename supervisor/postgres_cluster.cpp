@@ -61,7 +61,7 @@ const std::string kCandidates =
     "AND (next_attempt_at IS NULL OR next_attempt_at <= $2::BIGINT) ORDER BY "
     "(SELECT CASE b.priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END "
     "FROM job_batches b WHERE b.batch_id = j.batch_id), started_at, batch_id, position "
-    "LIMIT 1000 FOR UPDATE SKIP LOCKED";
+    "LIMIT $3::BIGINT FOR UPDATE SKIP LOCKED";
 const std::string kTakeJobs =
     "UPDATE job_runs SET status = 'running', owner = $1, pid = NULL, next_attempt_at = NULL, "
     "updated_at = $2, lease_expires_at = " DB_NOW " + $3::BIGINT, cancel_requested = FALSE "
@@ -79,6 +79,20 @@ const std::string kUpdateOwnJob =
     postgres::kUpdateJob + " AND owner = $14 AND status IN ('queued', 'running')";
 const std::string kLockBatch = std::string("SELECT ") + store_sql::kBatchColumns +
                                " FROM job_batches WHERE batch_id = $1 FOR UPDATE";
+// A batch's BatchTally, counted by the database: one row back, whatever the batch's size.
+const std::string kTally =
+    "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'queued'), "
+    "COUNT(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')), "
+    "COUNT(*) FILTER (WHERE status = 'completed'), COUNT(*) FILTER (WHERE status = 'failed'), "
+    "COUNT(*) FILTER (WHERE status = 'cancelled'), "
+    "COALESCE(SUM(CASE WHEN status IN ('completed', 'failed', 'cancelled') THEN 100 "
+    "ELSE LEAST(GREATEST(COALESCE(progress_percent, 0), 0), 100) END), 0), "
+    "COALESCE(MAX(updated_at), 0), "
+    "COALESCE(MAX(COALESCE(ended_at, updated_at)) FILTER (WHERE status IN "
+    "('completed', 'failed', 'cancelled')), 0), "
+    "COALESCE(string_agg(job_name || ': ' || COALESCE(error, 'failed'), '; ' ORDER BY position) "
+    "FILTER (WHERE status = 'failed'), '') "
+    "FROM job_runs WHERE batch_id = $1";
 const std::string kUpdateBatch =
     "UPDATE job_batches SET status = $1, progress_percent = $2, message = $3, error = $4, "
     "updated_at = $5, ended_at = $6, estimated_completion = $7, duration_seconds = $8 "
@@ -266,11 +280,20 @@ std::vector<JobRecord> PostgresJobStore::claim(const ClaimRequest& request, Micr
       names.push_back(name);
       room[name] = limit;
     }
-    const std::string name_array = arrayOf(names);
     c.run(kClaimLock);
-    const PgResult running = c.run(kRunningByCollector, {name_array});
-    for (int r = 0; r < running.rows(); ++r) room[running.text(r, 0)] -= static_cast<int>(running.int64(r, 1));
-    const PgResult candidates = c.run(kCandidates, {name_array, text(now)});
+    const PgResult running = c.run(kRunningByCollector, {arrayOf(names)});
+    for (int r = 0; r < running.rows(); ++r) {
+      room[running.text(r, 0)] -= static_cast<int>(running.int64(r, 1));
+    }
+    std::vector<std::string> with_room;
+    for (const auto& [name, left] : room) {
+      if (left > 0) with_room.push_back(name);
+    }
+    if (with_room.empty()) return;
+    // Only the collectors with room, and a few rows per slot: a claim reads and locks what it
+    // may take, not the whole queue (a long queue would make every claim cost its length).
+    const std::int64_t window = std::int64_t{request.slots} * 8 + 16;
+    const PgResult candidates = c.run(kCandidates, {arrayOf(with_room), text(now), text(window)});
     std::vector<std::string> ids;
     for (int r = 0; r < candidates.rows() && static_cast<int>(claimed.size()) < request.slots; ++r) {
       JobRecord job = postgres::jobFromRow(candidates, r);
@@ -298,12 +321,19 @@ void PostgresJobStore::rollUpBatches(PgConnection& c, const std::vector<std::str
     if (locked.rows() == 0) continue;
     BatchRecord batch = postgres::batchFromRow(locked, 0);
     const JobStatus before = batch.status;
-    std::vector<JobRecord> jobs;
-    const PgResult rows = c.run(store_sql::numberedReadStatements().jobs_of_batch, {batch_id});
-    for (int r = 0; r < rows.rows(); ++r) jobs.push_back(postgres::jobFromRow(rows, r));
-    std::vector<const JobRecord*> views;
-    for (const JobRecord& j : jobs) views.push_back(&j);
-    rollUpBatch(batch, views);
+    const PgResult q = c.run(kTally, {batch_id});
+    BatchTally tally;
+    tally.total = static_cast<int>(q.int64(0, 0));
+    tally.queued = static_cast<int>(q.int64(0, 1));
+    tally.terminal = static_cast<int>(q.int64(0, 2));
+    tally.completed = static_cast<int>(q.int64(0, 3));
+    tally.failed = static_cast<int>(q.int64(0, 4));
+    tally.cancelled = static_cast<int>(q.int64(0, 5));
+    tally.progress_sum = static_cast<int>(q.int64(0, 6));
+    tally.updated_at = q.int64(0, 7);
+    tally.ended_at = q.int64(0, 8);
+    tally.errors = q.text(0, 9);
+    rollUpBatch(batch, tally);
     c.run(kUpdateBatch,
           {std::string(toString(batch.status)), text(std::int64_t{batch.progress_percent}),
            text(batch.message), text(batch.error), text(batch.updated_at), text(batch.ended_at),
@@ -314,6 +344,9 @@ void PostgresJobStore::rollUpBatches(PgConnection& c, const std::vector<std::str
       if (j.batch_id == batch_id && hooks.job_events) insertOutbox(c, hooks.job_events(j, batch));
     }
     if (!isTerminal(before) && isTerminal(batch.status) && hooks.batch_events) {
+      std::vector<JobRecord> jobs;  // read only for the event, once per batch
+      const PgResult rows = c.run(store_sql::numberedReadStatements().jobs_of_batch, {batch_id});
+      for (int r = 0; r < rows.rows(); ++r) jobs.push_back(postgres::jobFromRow(rows, r));
       insertOutbox(c, hooks.batch_events(batch, jobs));
     }
   }
