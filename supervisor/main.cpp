@@ -85,8 +85,8 @@ Stores openStores(const Config& config) {
   Stores stores;
   if (config.sqlite_path.empty()) {
     stores.postgres = std::make_unique<PostgresJobStore>(config.store_url, instanceId(config));
-    // In a cluster the nodes coordinate through the database; alone, one collectord takes it.
-    if (!config.cluster.enabled) stores.postgres->holdExclusiveUse();
+    // Cluster nodes share the database; a lone collectord takes it for itself.
+    stores.postgres->holdExclusiveUse(config.cluster.enabled);
   } else {
     stores.sqlite = std::make_unique<SqliteJobStore>(config.sqlite_path, instanceId(config));
   }

@@ -34,8 +34,10 @@ namespace {
 // every collectord ("collectd" in ASCII). Advisory locks are per database, so instances on
 // different databases of one server do not wait for each other.
 constexpr Poco::Int64 kMigrationLockKey = 0x636f6c6c65637464;
-// The key of holdExclusiveUse()'s lock: the next number.
+// The key of holdExclusiveUse()'s lock: the next number. A lone collectord takes it exclusively,
+// each node of a cluster shared, so neither kind starts beside the other.
 const std::string kTakeExclusiveUse = "SELECT pg_try_advisory_lock(7165064744983032933)";
+const std::string kTakeSharedUse = "SELECT pg_try_advisory_lock_shared(7165064744983032933)";
 
 // Poco 1.11's PostgreSQL connector passes SQL to the server as it is: placeholders are $1, $2...
 // (it does not translate '?'), and each statement is prepared on its own, so a migration is
@@ -133,18 +135,22 @@ PostgresJobStore::PostgresJobStore(const std::string& url, std::string owner)
 
 PostgresJobStore::~PostgresJobStore() = default;
 
-void PostgresJobStore::holdExclusiveUse() {
+void PostgresJobStore::holdExclusiveUse(bool as_cluster_node) {
   bool taken = false;
   guarded(*settings_, "cannot take the PostgreSQL store", [&] {
     auto connection = std::make_unique<PgConnection>(*settings_);
-    taken = connection->run(kTakeExclusiveUse).text(0, 0) == "t";
+    taken = connection->run(as_cluster_node ? kTakeSharedUse : kTakeExclusiveUse).text(0, 0) == "t";
     if (taken) exclusive_use_ = std::move(connection);
   });
-  if (!taken) {
-    throw StoreError("another collectord is using the PostgreSQL database " + settings_->where() +
-                     "; one database serves one collectord in this release (several nodes on "
-                     "one database need job claiming, which is not built yet)");
+  if (taken) return;
+  if (as_cluster_node) {
+    throw StoreError("a collectord without cluster mode is using the PostgreSQL database " +
+                     settings_->where() +
+                     "; stop it, or enable [cluster] on it too, before starting cluster nodes");
   }
+  throw StoreError("another collectord is using the PostgreSQL database " + settings_->where() +
+                   "; one database serves one collectord unless every one of them runs as a "
+                   "cluster node ([cluster] enabled, docs/cluster.md)");
 }
 
 void PostgresJobStore::migrate() {

@@ -87,12 +87,12 @@ class PostgresJobStore final : public JobStore, public WebhookStore, public Clus
   int schemaVersion();
 
   // Takes this database for this instance alone, for the store's lifetime (a session advisory
-  // lock on a connection of its own). Until nodes claim jobs through the database, a second
-  // collectord on the same database would resolve the first one's running jobs as left over
-  // from a crash and start its queued jobs a second time; so it must not start. Throws
-  // StoreError when another instance holds the database. The lock goes with its connection:
-  // should the server restart, it is not taken again.
-  void holdExclusiveUse();
+  // lock on a connection of its own), or, `as_cluster_node`, for this node and other cluster
+  // nodes (the same lock, shared). A lone collectord beside others would resolve their running
+  // jobs as left over from a crash and run their queued jobs a second time. Throws StoreError
+  // when another instance of the other kind (or, alone, any other) holds the database. The lock
+  // goes with its connection: should the server restart, it is not taken again.
+  void holdExclusiveUse(bool as_cluster_node = false);
 
  private:
   // Read connections kept for reuse; more than this many idle at once are closed (each is a

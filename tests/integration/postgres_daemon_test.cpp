@@ -126,6 +126,37 @@ TEST_F(PostgresDaemon, ASecondCollectordOnTheSameDatabaseIsRefusedAndTheFirstRun
   EXPECT_EQ(stringField(*done.object(), "status"), "completed");
 }
 
+TEST_F(PostgresDaemon, ClusterNodesAndALoneCollectordRefuseToShareADatabase) {
+  TempDir dir_lone, dir_node, dir_other;
+  DaemonConfig lone(dir_lone), node(dir_node), other(dir_other);
+  useServer(node);
+  lone.useStore(node.storeUrl());
+  other.useStore(node.storeUrl());
+  node.appendToMain("[node]\nid = n1\n[cluster]\nenabled = true\n");
+  other.appendToMain("[node]\nid = n1\n[cluster]\nenabled = true\n");
+  {
+    Daemon first(node);
+    // A lone collectord would take the cluster's running jobs for leftovers of a crash.
+    const RunResult refused = runCollectord({"--config=" + lone.mainPath()});
+    EXPECT_EQ(refused.exit_code, 73);
+    EXPECT_NE(refused.err.find("another collectord is using the PostgreSQL database"),
+              std::string::npos)
+        << refused.err;
+    // A second node under the same id would renew the first one's leases.
+    const RunResult twin = runCollectord({"--config=" + other.mainPath()});
+    EXPECT_EQ(twin.exit_code, 73);
+    EXPECT_NE(twin.err.find("node id 'n1' is in use by another running collectord"),
+              std::string::npos)
+        << twin.err;
+  }
+  Daemon alone(lone);
+  const RunResult node_refused = runCollectord({"--config=" + node.mainPath()});
+  EXPECT_EQ(node_refused.exit_code, 73);
+  EXPECT_NE(node_refused.err.find("a collectord without cluster mode is using the PostgreSQL"),
+            std::string::npos)
+      << node_refused.err;
+}
+
 TEST_F(PostgresDaemon, AnUnreachableDatabaseStopsTheStartNamingItWithoutThePassword) {
   TempDir dir;
   DaemonConfig config(dir);
