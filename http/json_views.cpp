@@ -233,6 +233,8 @@ Poco::JSON::Object::Ptr jobStatusView(const JobRecord& job,
   o->set("attempt", job.attempt);
   o->set("max_attempts", job.max_attempts);
   o->set("next_attempt_at", timestampOrNull(job.next_attempt_at));
+  // Only a cluster's store sets it (empty while no node runs the job).
+  if (job.node_id) o->set("node_id", job.node_id->empty() ? Var() : Var(*job.node_id));
   return o;
 }
 

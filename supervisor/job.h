@@ -42,8 +42,7 @@ struct JobRecord {
   int max_attempts = 1;    // 1 + the collector's retries
   std::optional<Micros> next_attempt_at;  // a retry is waiting for its backoff until then
   std::optional<int> pid;  // process group of the running child, when any
-  // The instance that wrote it last: in a cluster, the node that runs or ran it (nullopt while
-  // queued there). Read from the store; the stores write their own name.
+  // Set by a cluster's store only: the node that runs or ran the job, empty while it is queued.
   std::optional<std::string> node_id;
 };
 

@@ -52,16 +52,27 @@ Poco::Nullable<double> durationOf(Micros started_at, std::optional<Micros> ended
   return nullable(durationSeconds(started_at, ended_at));
 }
 
-std::vector<JobRecord> jobsOf(const PgResult& q) {
+// The jobs of a read. A cluster's jobs show their node (`owner`), none while queued; a lone
+// collectord's none at all (its `owner` names an instance, not a node).
+JobRecord shown(JobRecord j, bool cluster) {
+  if (!cluster) {
+    j.node_id.reset();
+  } else if (j.status == JobStatus::kQueued || !j.node_id) {
+    j.node_id = "";
+  }
+  return j;
+}
+
+std::vector<JobRecord> jobsOf(const PgResult& q, bool cluster) {
   std::vector<JobRecord> jobs;
   jobs.reserve(static_cast<std::size_t>(q.rows()));
-  for (int r = 0; r < q.rows(); ++r) jobs.push_back(jobFromRow(q, r));
+  for (int r = 0; r < q.rows(); ++r) jobs.push_back(shown(jobFromRow(q, r), cluster));
   return jobs;
 }
 
-std::optional<JobRecord> firstJobOf(const PgResult& q) {
+std::optional<JobRecord> firstJobOf(const PgResult& q, bool cluster) {
   if (q.rows() == 0) return std::nullopt;
-  return jobFromRow(q, 0);
+  return shown(jobFromRow(q, 0), cluster);
 }
 
 
@@ -304,45 +315,49 @@ std::optional<BatchRecord> PostgresJobStore::findBatch(const std::string& batch_
 
 std::vector<JobRecord> PostgresJobStore::jobsOfBatch(const std::string& batch_id) {
   std::vector<JobRecord> jobs;
-  withReader("cannot read the batch's jobs",
-             [&](PgConnection& c) { jobs = jobsOf(c.run(kSql.jobs_of_batch, {batch_id})); });
+  withReader("cannot read the batch's jobs", [&](PgConnection& c) {
+    jobs = jobsOf(c.run(kSql.jobs_of_batch, {batch_id}), cluster_ != nullptr);
+  });
   return jobs;
 }
 
 std::optional<JobRecord> PostgresJobStore::findJob(const std::string& job_id) {
   std::optional<JobRecord> job;
-  withReader("cannot read the job",
-             [&](PgConnection& c) { job = firstJobOf(c.run(kSql.find_job, {job_id})); });
+  withReader("cannot read the job", [&](PgConnection& c) {
+    job = firstJobOf(c.run(kSql.find_job, {job_id}), cluster_ != nullptr);
+  });
   return job;
 }
 
 std::optional<JobRecord> PostgresJobStore::latestRun(const std::string& collector) {
   std::optional<JobRecord> job;
   withReader("cannot read the latest run", [&](PgConnection& c) {
-    job = firstJobOf(c.run(kSql.active_run, {collector}));
-    if (!job) job = firstJobOf(c.run(kSql.latest_run, {collector}));
+    job = firstJobOf(c.run(kSql.active_run, {collector}), cluster_ != nullptr);
+    if (!job) job = firstJobOf(c.run(kSql.latest_run, {collector}), cluster_ != nullptr);
   });
   return job;
 }
 
 std::optional<JobRecord> PostgresJobStore::lastFinishedRun(const std::string& collector) {
   std::optional<JobRecord> job;
-  withReader("cannot read the last finished run",
-             [&](PgConnection& c) { job = firstJobOf(c.run(kSql.last_finished_run, {collector})); });
+  withReader("cannot read the last finished run", [&](PgConnection& c) {
+    job = firstJobOf(c.run(kSql.last_finished_run, {collector}), cluster_ != nullptr);
+  });
   return job;
 }
 
 std::vector<JobRecord> PostgresJobStore::history(int limit) {
   std::vector<JobRecord> jobs;
-  withReader("cannot read the history",
-             [&](PgConnection& c) { jobs = jobsOf(c.run(kSql.history, {limitText(limit)})); });
+  withReader("cannot read the history", [&](PgConnection& c) {
+    jobs = jobsOf(c.run(kSql.history, {limitText(limit)}), cluster_ != nullptr);
+  });
   return jobs;
 }
 
 std::vector<JobRecord> PostgresJobStore::activeJobs() {
   std::vector<JobRecord> jobs;
   withReader("cannot read the active jobs",
-             [&](PgConnection& c) { jobs = jobsOf(c.run(kSql.active_jobs)); });
+             [&](PgConnection& c) { jobs = jobsOf(c.run(kSql.active_jobs), cluster_ != nullptr); });
   return jobs;
 }
 

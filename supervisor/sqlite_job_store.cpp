@@ -178,7 +178,6 @@ JobRecord jobFromRow(const Query& q) {
   j.pid = q.optInt32(12);
   j.max_attempts = q.int32(13);
   j.next_attempt_at = q.optInt64(14);
-  j.node_id = q.optText(15);
   return j;
 }
 
