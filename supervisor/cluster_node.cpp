@@ -118,6 +118,7 @@ void Supervisor::Impl::claimWork() {
     log.information("claimed job %s (%s)", id, job.sm.record().collector);
     spawn(job);
   }
+  publishRunning();
   updateGauges();
 }
 
@@ -146,40 +147,75 @@ void Supervisor::Impl::pollTick() {
   });
 }
 
-void Supervisor::Impl::heartbeatTick() {
-  const ClusterSettings& settings = config()->cluster;
+void Supervisor::Impl::publishRunning() {
   std::vector<std::string> running;
   for (const auto& [id, job] : jobs) {
     if (job->child) running.push_back(id);
   }
-  try {
-    const std::vector<std::string> held = cluster->heartbeat(running);
-    if (!reachable_since) reachable_since = Clock::now();
-    const std::set<std::string> kept(held.begin(), held.end());
-    for (const std::string& id : running) {
-      Job* job = findJob(id);
-      if (kept.count(id) || !job || !job->child || job->sm.stopRequested()) continue;
-      // The cluster took the job for lost (this node was silent longer than the lease) and
-      // has resolved it: the run must not go on beside a retry elsewhere.
-      log.error("job %s: this node's lease on it ran out and another node resolved it; "
-                "stopping the run", id);
-      stopRun(*job, "node " + settings.node_id + " lost its lease on the job", false);
+  std::lock_guard lock(heartbeat_mutex);
+  running_snapshot = std::move(running);
+}
+
+void Supervisor::Impl::heartbeatLoop() {
+  const auto interval = config()->cluster.heartbeat_interval;
+  std::unique_lock lock(heartbeat_mutex);
+  while (!heartbeat_stop) {
+    std::vector<std::string> running = running_snapshot;
+    lock.unlock();
+    bool reached = true;
+    std::vector<std::string> renewed;
+    try {
+      renewed = cluster->heartbeat(running);
+    } catch (const StoreError& e) {
+      reached = false;
+      log.debug("heartbeat: %s", std::string(e.what()));
     }
-    // Only once this node has reached the database for a whole lease: after an outage every
-    // live node needs one heartbeat to renew its leases before any of them counts as lost.
-    if (Clock::now() - *reachable_since >= settings.lease_timeout) {
-      if (const int n = cluster->expireLeases(nowMicros())) {
-        log.warning("resolved %d jobs of lost nodes", n);
-      }
+    asio::post(io, [this, reached, renewed = std::move(renewed), running = std::move(running)] {
+      afterHeartbeat(reached, renewed, running);
+    });
+    lock.lock();
+    heartbeat_wake.wait_for(lock, interval, [this] { return heartbeat_stop; });
+  }
+}
+
+void Supervisor::Impl::stopHeartbeats() {
+  {
+    std::lock_guard lock(heartbeat_mutex);
+    heartbeat_stop = true;
+  }
+  heartbeat_wake.notify_all();
+  if (heartbeats.joinable()) heartbeats.join();
+}
+
+void Supervisor::Impl::afterHeartbeat(bool reached, std::vector<std::string> renewed,
+                                      std::vector<std::string> running) {
+  const ClusterSettings& settings = config()->cluster;
+  if (!reached) {
+    if (reachable_since) log.warning("cannot renew the node's heartbeat; retrying");
+    reachable_since.reset();
+    return;
+  }
+  if (!reachable_since) reachable_since = Clock::now();
+  const std::set<std::string> kept(renewed.begin(), renewed.end());
+  for (const std::string& id : running) {
+    Job* job = findJob(id);
+    if (kept.count(id) || !job || !job->child || job->sm.stopRequested()) continue;
+    // The cluster took the job for lost (this node was silent longer than the lease) and has
+    // resolved it: the run must not go on beside a retry elsewhere.
+    log.error("job %s: this node's lease on it ran out and another node resolved it; "
+              "stopping the run", id);
+    stopRun(*job, "node " + settings.node_id + " lost its lease on the job", false);
+  }
+  // Only once this node has reached the database for a whole lease: after an outage every live
+  // node needs one heartbeat to renew its leases before any of them counts as lost.
+  if (stopping || Clock::now() - *reachable_since < settings.lease_timeout) return;
+  try {
+    if (const int n = cluster->expireLeases(nowMicros())) {
+      log.warning("resolved %d jobs of lost nodes", n);
     }
   } catch (const StoreError& e) {
-    if (reachable_since) log.warning("cannot renew the node's heartbeat: %s", std::string(e.what()));
-    reachable_since.reset();
+    log.warning("cannot resolve expired leases: %s", std::string(e.what()));
   }
-  heartbeat_timer.expires_after(settings.heartbeat_interval);
-  heartbeat_timer.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec && !stopping) heartbeatTick();
-  });
 }
 
 void Supervisor::Impl::clusterChanged(const std::vector<std::string>& job_ids, bool new_work) {
@@ -246,6 +282,7 @@ void Supervisor::Impl::retireSaved() {
     }
     it = jobs.erase(it);
   }
+  publishRunning();
 }
 
 }  // namespace collectord

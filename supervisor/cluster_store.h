@@ -64,7 +64,7 @@ class ClusterStore {
                            std::chrono::milliseconds lease, ClusterHooks hooks) = 0;
   // Renews the node's heartbeat and the leases of `running`, its running jobs; returns those
   // of them whose lease it still held (a job missing from the result was taken over, after
-  // this node was silent for longer than the lease).
+  // this node was silent for longer than the lease). Thread-safe, on a connection of its own.
   virtual std::vector<std::string> heartbeat(const std::vector<std::string>& running) = 0;
   // This node's running jobs that another node was asked to cancel.
   virtual std::vector<std::string> cancelRequests() = 0;

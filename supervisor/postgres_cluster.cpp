@@ -192,10 +192,12 @@ std::vector<std::string> batchIdsOf(const std::vector<JobRecord>& jobs) {
 }  // namespace
 
 void PostgresJobStore::clusterTransaction(const char* what,
-                                          const std::function<void(PgConnection&)>& fn) {
+                                          const std::function<void(PgConnection&)>& fn,
+                                          bool for_heartbeat) {
   guarded(*settings_, what, [&] {
-    std::lock_guard lock(cluster_->mutex);
-    std::unique_ptr<PgConnection>& c = cluster_->connection;
+    std::lock_guard lock(for_heartbeat ? cluster_->heartbeat_mutex : cluster_->mutex);
+    std::unique_ptr<PgConnection>& c =
+        for_heartbeat ? cluster_->heartbeat_connection : cluster_->connection;
     if (!c || !c->usable()) c = std::make_unique<PgConnection>(*settings_);
     c->exec("BEGIN");
     try {
@@ -250,7 +252,7 @@ std::vector<std::string> PostgresJobStore::heartbeat(const std::vector<std::stri
     const PgResult q = c.run(kRenewLeases, {me, text(std::int64_t{cluster_->lease.count() * 1000}),
                                             arrayOf(running)});
     for (int r = 0; r < q.rows(); ++r) held.push_back(q.text(r, 0));
-  });
+  }, true);
   return held;
 }
 

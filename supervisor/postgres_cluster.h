@@ -21,6 +21,10 @@ struct PostgresJobStore::Cluster {
   ClusterHooks hooks;
   std::mutex mutex;  // the connection is used by one thread at a time
   std::unique_ptr<postgres::PgConnection> connection;
+  // Heartbeats have a connection of their own: a long write of the supervision thread must
+  // not delay them past the lease.
+  std::mutex heartbeat_mutex;
+  std::unique_ptr<postgres::PgConnection> heartbeat_connection;
   std::unique_ptr<postgres::PgConnection> identity;  // holds the node id's advisory lock
 };
 

@@ -103,9 +103,10 @@ class PostgresJobStore final : public JobStore, public WebhookStore, public Clus
 
   void migrate();
   struct Cluster;
-  // Runs `fn` in a transaction on the cluster's connection (reconnecting when it broke);
-  // failures become StoreError naming `what`.
-  void clusterTransaction(const char* what, const std::function<void(postgres::PgConnection&)>& fn);
+  // Runs `fn` in a transaction on the cluster's connection, or on the heartbeats' one
+  // (reconnecting when it broke); failures become StoreError naming `what`.
+  void clusterTransaction(const char* what, const std::function<void(postgres::PgConnection&)>& fn,
+                          bool for_heartbeat = false);
   // Summarises these batches (locked in this order) from all their jobs, in the transaction on
   // `c`, with the webhook deliveries of batches that turn terminal and of `ended` jobs.
   void rollUpBatches(postgres::PgConnection& c, const std::vector<std::string>& batch_ids,

@@ -612,8 +612,8 @@ void Supervisor::Impl::checkDrained() {
                  dirty_jobs.size());
   }
   if (cluster) {
-    heartbeat_timer.cancel();
     poll_timer.cancel();
+    stopHeartbeats();  // a later heartbeat would show the node alive again
     try {
       cluster->leaveCluster();
     } catch (const StoreError& e) {
@@ -657,10 +657,8 @@ void Supervisor::start() {
   impl_->armSchedules();
   impl_->work.emplace(impl_->io.get_executor());
   if (impl_->cluster) {
-    asio::post(impl_->io, [this] {
-      impl_->heartbeatTick();
-      impl_->pollTick();
-    });
+    asio::post(impl_->io, [this] { impl_->pollTick(); });
+    impl_->heartbeats = std::thread([this] { impl_->heartbeatLoop(); });
     impl_->listener = std::thread([this] {
       impl_->cluster->listen(
           [this](const std::vector<std::string>& ids, bool work) {
@@ -697,6 +695,7 @@ void Supervisor::stop() {
   }
   impl_->listener_stop = true;
   if (impl_->listener.joinable()) impl_->listener.join();
+  impl_->stopHeartbeats();
   impl_->work.reset();
   impl_->io.stop();
   impl_->thread.join();

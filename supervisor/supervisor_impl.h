@@ -12,6 +12,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -277,9 +278,23 @@ struct Supervisor::Impl {
 
   // Cluster mode (cluster_node.cpp); `cluster` is null otherwise.
   ClusterStore* cluster = nullptr;
-  asio::steady_timer heartbeat_timer{io};
   asio::steady_timer poll_timer{io};
   std::optional<Clock::time_point> reachable_since;  // heartbeats succeed since then
+  // Heartbeats run on a thread of their own, so that a busy supervision thread cannot delay
+  // them past the lease; it renews the leases of `running_snapshot`, which the supervision
+  // thread keeps current (publishRunning).
+  std::thread heartbeats;
+  std::mutex heartbeat_mutex;
+  std::condition_variable heartbeat_wake;
+  bool heartbeat_stop = false;                  // guarded by heartbeat_mutex
+  std::vector<std::string> running_snapshot;    // guarded by heartbeat_mutex
+  void publishRunning();
+  void heartbeatLoop();
+  void stopHeartbeats();  // idempotent
+  // On the supervision thread, after a heartbeat: stops runs whose lease was lost, and resolves
+  // other nodes' expired leases.
+  void afterHeartbeat(bool reached, std::vector<std::string> renewed,
+                      std::vector<std::string> running);
   std::atomic<bool> wake_pending{false};
   bool claim_failing = false;  // logs the first failure of a run of them
   std::atomic<bool> listener_stop{false};
@@ -291,7 +306,6 @@ struct Supervisor::Impl {
   void claimWork();
   // Claims work and stops the runs another node was asked to cancel.
   void lookForWork();
-  void heartbeatTick();
   void pollTick();
   // From the listener thread: publishes what other nodes (and this one) wrote.
   void clusterChanged(const std::vector<std::string>& job_ids, bool new_work);
