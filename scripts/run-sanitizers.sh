@@ -12,7 +12,7 @@ jobs=${COLLECTORD_BUILD_JOBS:-2}
 root=$PWD
 
 # Suites where several threads meet: the supervision thread, HTTP workers, timers, signals.
-tsan_suites='^(Supervision[A-Za-z]*|SupervisorTest|RateLimit|CrashRecovery|LoadSoak|Restart|Shutdown|DaemonLifecycle|DiskTrouble|JobStatus|BatchStatus|EventStream|PostgresStore|PostgresDaemon)\.'
+tsan_suites='^(Supervision[A-Za-z]*|SupervisorTest|RateLimit|CrashRecovery|LoadSoak|Restart|Shutdown|DaemonLifecycle|DiskTrouble|JobStatus|BatchStatus|EventStream|PostgresStore|PostgresDaemon|Cluster)\.'
 
 run_asan() {
   cmake --preset asan >/dev/null
