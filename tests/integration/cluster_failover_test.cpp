@@ -65,18 +65,6 @@ wait_for_release "$COLLECTOR_JOB_ID.$COLLECTOR_NODE_ID"
 record E "$COLLECTOR_JOB_ID" "$COLLECTOR_NODE_ID"
 )sh";
 
-::testing::AssertionResult NothingRunning(const HttpClient& client) {
-  std::string problem;
-  const auto nodes = listNodes(client, &problem);
-  if (!nodes) return ::testing::AssertionFailure() << "GET /api/nodes: " << problem;
-  for (const NodeView& node : *nodes) {
-    if (node.running != 0) {
-      return ::testing::AssertionFailure() << node.node_id << " still runs " << node.running
-                                           << " job(s)";
-    }
-  }
-  return ::testing::AssertionSuccess();
-}
 
 // The nodes that started `job` (its S records), in order.
 std::vector<std::string> nodesThatStarted(const TestCluster& cluster, const std::string& job) {

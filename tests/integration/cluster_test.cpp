@@ -105,19 +105,6 @@ std::string describeCounts(const std::map<std::string, int>& counts) {
   return text;
 }
 
-// Every node's `running` in GET /api/nodes is 0: no job is left running anywhere.
-::testing::AssertionResult NothingRunning(const HttpClient& client) {
-  std::string problem;
-  const auto nodes = listNodes(client, &problem);
-  if (!nodes) return ::testing::AssertionFailure() << "GET /api/nodes: " << problem;
-  for (const NodeView& node : *nodes) {
-    if (node.running != 0) {
-      return ::testing::AssertionFailure() << node.node_id << " still runs " << node.running
-                                           << " job(s)";
-    }
-  }
-  return ::testing::AssertionSuccess();
-}
 
 TEST_F(Cluster, ABatchOf300JobsRunsEachJobExactlyOnceSpreadOverTheNodes) {
   auto cluster = threeNodes();

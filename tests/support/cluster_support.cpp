@@ -52,19 +52,6 @@ std::string nodeIni(const NodeSpec& spec) {
   return ini + spec.extra_ini;
 }
 
-bool environmentHolds(pid_t pid, const std::string& entry) {
-  const auto environ = readFile("/proc/" + std::to_string(pid) + "/environ");
-  if (!environ) return false;
-  std::size_t at = 0;
-  while (at < environ->size()) {
-    std::size_t end = environ->find('\0', at);
-    if (end == std::string::npos) end = environ->size();
-    if (environ->compare(at, end - at, entry) == 0) return true;
-    at = end + 1;
-  }
-  return false;
-}
-
 ::testing::AssertionResult isStringArray(const Poco::JSON::Object& object, const std::string& key,
                                          std::vector<std::string>& out) {
   if (!object.isArray(key)) return ::testing::AssertionFailure() << key << " is not an array";
@@ -235,18 +222,20 @@ void TestCluster::release(const std::string& word) const {
 }
 
 std::vector<pid_t> TestCluster::collectorProcesses() const {
-  const std::string marker = "SHARED=" + shared();
-  std::vector<pid_t> found;
-  DIR* proc = ::opendir("/proc");
-  if (!proc) return found;
-  while (dirent* entry = ::readdir(proc)) {
-    const std::string name = entry->d_name;
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const pid_t pid = static_cast<pid_t>(std::stol(name));
-    if (environmentHolds(pid, marker) && processAlive(pid)) found.push_back(pid);
+  return processesWithEnvironment("SHARED=" + shared());
+}
+
+::testing::AssertionResult NothingRunning(const HttpClient& client) {
+  std::string problem;
+  const auto nodes = listNodes(client, &problem);
+  if (!nodes) return ::testing::AssertionFailure() << "GET /api/nodes: " << problem;
+  for (const NodeView& node : *nodes) {
+    if (node.running != 0) {
+      return ::testing::AssertionFailure() << node.node_id << " still runs " << node.running
+                                           << " job(s)";
+    }
   }
-  ::closedir(proc);
-  return found;
+  return ::testing::AssertionSuccess();
 }
 
 ::testing::AssertionResult HasNodesShape(const Poco::JSON::Object& body) {

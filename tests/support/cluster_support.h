@@ -126,6 +126,8 @@ struct NodeView {
 // else nullopt (with the reason in `*problem` when given).
 std::optional<std::vector<NodeView>> listNodes(const HttpClient& client,
                                                std::string* problem = nullptr);
+// Every node's `running` in GET /api/nodes is 0: no job is left running anywhere.
+::testing::AssertionResult NothingRunning(const HttpClient& client);
 // The node `node_id` of a listing, or nullopt.
 std::optional<NodeView> findNode(const std::vector<NodeView>& nodes, const std::string& node_id);
 

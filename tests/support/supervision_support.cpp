@@ -46,32 +46,35 @@ bool waitUntilGone(pid_t pid, std::chrono::milliseconds timeout) {
   return waitUntil([&] { return !processAlive(pid); }, timeout);
 }
 
-std::vector<pid_t> processesOfJob(const std::string& job_id) {
-  const std::string marker = "COLLECTOR_JOB_ID=" + job_id;
+std::vector<pid_t> processesWithEnvironment(const std::string& entry) {
   std::vector<pid_t> found;
   DIR* proc = ::opendir("/proc");
   if (!proc) return found;
-  while (dirent* entry = ::readdir(proc)) {
-    const std::string name = entry->d_name;
+  while (dirent* process = ::readdir(proc)) {
+    const std::string name = process->d_name;
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
     auto environ = readFile("/proc/" + name + "/environ");
     if (!environ) continue;
     std::size_t at = 0;
-    bool ours = false;
+    bool holds = false;
     while (at < environ->size()) {
       std::size_t end = environ->find('\0', at);
       if (end == std::string::npos) end = environ->size();
-      if (environ->compare(at, end - at, marker) == 0) {
-        ours = true;
+      if (environ->compare(at, end - at, entry) == 0) {
+        holds = true;
         break;
       }
       at = end + 1;
     }
     const pid_t pid = static_cast<pid_t>(std::stol(name));
-    if (ours && processAlive(pid)) found.push_back(pid);
+    if (holds && processAlive(pid)) found.push_back(pid);
   }
   ::closedir(proc);
   return found;
+}
+
+std::vector<pid_t> processesOfJob(const std::string& job_id) {
+  return processesWithEnvironment("COLLECTOR_JOB_ID=" + job_id);
 }
 
 ProcessReaper::~ProcessReaper() {

@@ -35,8 +35,10 @@ pid_t waitForPidFile(const std::string& path,
 // Waits (bounded) until process `pid` is gone (or a zombie); true when it is.
 bool waitUntilGone(pid_t pid, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-// Live (non-zombie) processes of this user whose environment holds COLLECTOR_JOB_ID=job_id:
-// whatever is left of a job's process tree, wherever it was re-parented.
+// Live (non-zombie) processes of this user whose environment holds `entry` ("NAME=VALUE").
+std::vector<pid_t> processesWithEnvironment(const std::string& entry);
+// processesWithEnvironment("COLLECTOR_JOB_ID=" + job_id): whatever is left of a job's process
+// tree, wherever it was re-parented.
 std::vector<pid_t> processesOfJob(const std::string& job_id);
 
 // SIGKILLs, on destruction, every pid and process group it was given that is still alive:
