@@ -44,6 +44,20 @@ std::shared_ptr<const Config> Supervisor::Impl::config() const {
 }
 
 void Supervisor::Impl::applyConfig(Config cfg) {
+  if (const auto current = config()) {
+    // The node's identity and the cluster's timings are what it joined with (the store, the
+    // heartbeats and the other nodes know them): a reload keeps them.
+    const ClusterSettings& now = current->cluster;
+    const ClusterSettings& next = cfg.cluster;
+    if (next.enabled != now.enabled || next.node_id != now.node_id || next.tags != now.tags ||
+        next.lease_timeout != now.lease_timeout ||
+        next.heartbeat_interval != now.heartbeat_interval ||
+        next.poll_interval != now.poll_interval) {
+      log.warning("[node] and [cluster] changes take effect at the next start; keeping those "
+                  "in effect");
+      cfg.cluster = now;
+    }
+  }
   std::error_code ec;
   std::filesystem::create_directories(cfg.logs_directory, ec);
   auto shared = std::make_shared<const Config>(std::move(cfg));
