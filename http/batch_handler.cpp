@@ -8,10 +8,10 @@ void addBatchRoutes(Router& router, ApiContext& context) {
   router.add("GET", "/api/collectors/runs/batch/{batch_id}", {Access::kRead, true}, [&context](const Request& request) {
     const std::string& id = request.params.at("batch_id");
     if (!isBatchId(id)) return errorResponse(404, "Batch not found");
-    const auto batch = context.store().findBatch(id);
+    // One snapshot: a job that has started is never shown in a batch still `queued`.
+    const auto batch = context.store().batchWithJobs(id);
     if (!batch) return errorResponse(404, "Batch not found");
-    const auto jobs = context.store().jobsOfBatch(id);
-    return Response{200, batchJson(*batch, jobs), "application/json", {}};
+    return Response{200, batchJson(batch->first, batch->second), "application/json", {}};
   });
 }
 

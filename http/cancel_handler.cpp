@@ -28,16 +28,15 @@ Response cancelBatch(ApiContext& context, const Request& request) {
   if (!isBatchId(id)) return errorResponse(404, "Batch not found");
   const CancelOutcome outcome = context.cancelBatch(id);
   if (outcome == CancelOutcome::kNotFound) return errorResponse(404, "Batch not found");
-  const auto batch = context.store().findBatch(id);
+  const auto batch = context.store().batchWithJobs(id);  // one snapshot
   if (!batch) return errorResponse(404, "Batch not found");
   if (outcome == CancelOutcome::kAlreadyTerminal) {
     return errorResponse(409, "Batch " + id + " is already " +
-                                  std::string(toString(batch->status)) +
+                                  std::string(toString(batch->first.status)) +
                                   "; there is nothing to cancel");
   }
   const int status = outcome == CancelOutcome::kCancelled ? 200 : 202;
-  return Response{status, batchJson(*batch, context.store().jobsOfBatch(id)),
-                  "application/json", {}};
+  return Response{status, batchJson(batch->first, batch->second), "application/json", {}};
 }
 
 }  // namespace

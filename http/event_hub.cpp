@@ -178,13 +178,13 @@ EventHub::Batch* EventHub::findBatch(const std::string& batch_id) {
   if (const auto it = batches_.find(batch_id); it != batches_.end()) return &it->second;
   // A batch the hub has not seen since it started: the store has its state, and no change to
   // it can be waiting, since changes are applied in order.
-  const auto record = store_.findBatch(batch_id);
-  if (!record) return nullptr;
+  auto stored = store_.batchWithJobs(batch_id);  // one snapshot
+  if (!stored) return nullptr;
   Batch& batch = batches_[batch_id];
-  batch.record = *record;
-  batch.jobs = store_.jobsOfBatch(batch_id);
+  batch.record = std::move(stored->first);
+  batch.jobs = std::move(stored->second);
   for (const JobRecord& job : batch.jobs) job_batch_[job.job_id] = batch_id;
-  if (isTerminal(record->status)) {
+  if (isTerminal(batch.record.status)) {
     batch.in_ended = true;
     ended_.push_back(batch_id);
   }

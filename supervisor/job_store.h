@@ -38,6 +38,15 @@ class JobStore {
   virtual std::optional<BatchRecord> findBatch(const std::string& batch_id) = 0;
   // The batch's jobs in trigger order.
   virtual std::vector<JobRecord> jobsOfBatch(const std::string& batch_id) = 0;
+  // The batch and its jobs in trigger order, as one moment saw them (one snapshot: never a job
+  // `running` in a batch still `queued`); nullopt when there is no such batch. This default reads
+  // them one after the other; the stores override it.
+  virtual std::optional<std::pair<BatchRecord, std::vector<JobRecord>>> batchWithJobs(
+      const std::string& batch_id) {
+    auto batch = findBatch(batch_id);
+    if (!batch) return std::nullopt;
+    return std::make_pair(std::move(*batch), jobsOfBatch(batch_id));
+  }
   virtual std::optional<JobRecord> findJob(const std::string& job_id) = 0;
   // The collector's queued or running job if it has one, else its most recent job.
   virtual std::optional<JobRecord> latestRun(const std::string& collector) = 0;

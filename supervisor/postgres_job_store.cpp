@@ -48,6 +48,30 @@ using store_sql::nullable;
 const store_sql::ReadStatements& kSql = store_sql::numberedReadStatements();
 const std::string kSchemaVersion = "SELECT MAX(version) FROM schema_migrations";
 
+// "a.x, a.y, ..." for the columns "x, y, ...".
+std::string qualified(std::string_view columns, const std::string& alias) {
+  std::string out;
+  std::size_t start = 0;
+  while (start < columns.size()) {
+    std::size_t end = columns.find(',', start);
+    if (end == std::string_view::npos) end = columns.size();
+    std::string_view column = columns.substr(start, end - start);
+    while (!column.empty() && column.front() == ' ') column.remove_prefix(1);
+    out += (out.empty() ? "" : ", ") + alias + "." + std::string(column);
+    start = end + 1;
+  }
+  return out;
+}
+
+// A batch and its jobs in one statement, so in one snapshot (batchWithJobs): the batch's
+// columns (kBatchColumns) then a job's (kJobColumns) on each row, a job per row in trigger order.
+constexpr int kBatchColumnCount = 10;
+const std::string kBatchWithJobs =
+    "SELECT " + qualified(store_sql::kBatchColumns, "b") + ", " +
+    qualified(store_sql::kJobColumns, "j") +
+    " FROM job_batches b LEFT JOIN job_runs j ON j.batch_id = b.batch_id WHERE b.batch_id = $1 "
+    "ORDER BY j.position";
+
 Poco::Nullable<double> durationOf(Micros started_at, std::optional<Micros> ended_at) {
   return nullable(durationSeconds(started_at, ended_at));
 }
@@ -319,6 +343,22 @@ std::vector<JobRecord> PostgresJobStore::jobsOfBatch(const std::string& batch_id
     jobs = jobsOf(c.run(kSql.jobs_of_batch, {batch_id}), cluster_ != nullptr);
   });
   return jobs;
+}
+
+std::optional<std::pair<BatchRecord, std::vector<JobRecord>>> PostgresJobStore::batchWithJobs(
+    const std::string& batch_id) {
+  std::optional<std::pair<BatchRecord, std::vector<JobRecord>>> result;
+  withReader("cannot read the batch", [&](PgConnection& c) {
+    const PgResult q = c.run(kBatchWithJobs, {batch_id});
+    result.reset();
+    if (q.rows() == 0) return;
+    result.emplace(batchFromRow(q, 0), std::vector<JobRecord>{});
+    for (int r = 0; r < q.rows(); ++r) {
+      if (q.isNull(r, kBatchColumnCount)) continue;  // a batch without jobs
+      result->second.push_back(shown(jobFromRow(q, r, kBatchColumnCount), cluster_ != nullptr));
+    }
+  });
+  return result;
 }
 
 std::optional<JobRecord> PostgresJobStore::findJob(const std::string& job_id) {

@@ -46,6 +46,8 @@ class PostgresJobStore final : public JobStore, public WebhookStore, public Clus
   std::vector<AttemptRecord> attemptsOf(const std::string& job_id) override;
   std::optional<BatchRecord> findBatch(const std::string& batch_id) override;
   std::vector<JobRecord> jobsOfBatch(const std::string& batch_id) override;
+  std::optional<std::pair<BatchRecord, std::vector<JobRecord>>> batchWithJobs(
+      const std::string& batch_id) override;
   std::optional<JobRecord> findJob(const std::string& job_id) override;
   std::optional<JobRecord> latestRun(const std::string& collector) override;
   std::optional<JobRecord> lastFinishedRun(const std::string& collector) override;

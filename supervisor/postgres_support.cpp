@@ -301,39 +301,39 @@ JobStatus statusOf(const std::string& text) {
 }  // namespace
 
 // Row `r` of a job statement (store_sql::kJobColumns).
-JobRecord jobFromRow(const PgResult& q, int r) {
+JobRecord jobFromRow(const PgResult& q, int r, int first) {
   JobRecord j;
-  j.job_id = q.text(r, 0);
-  j.batch_id = q.text(r, 1);
-  j.collector = q.text(r, 2);
-  j.job_name = q.text(r, 3);
-  j.status = statusOf(q.text(r, 4));
-  j.progress_percent = q.optInt32(r, 5);
-  j.message = q.optText(r, 6);
-  j.error = q.optText(r, 7);
-  j.started_at = q.int64(r, 8);
-  j.updated_at = q.int64(r, 9);
-  j.ended_at = q.optInt64(r, 10);
-  j.attempt = q.int32(r, 11);
-  j.pid = q.optInt32(r, 12);
-  j.max_attempts = q.int32(r, 13);
-  j.next_attempt_at = q.optInt64(r, 14);
-  j.node_id = q.optText(r, 15);
+  j.job_id = q.text(r, first + 0);
+  j.batch_id = q.text(r, first + 1);
+  j.collector = q.text(r, first + 2);
+  j.job_name = q.text(r, first + 3);
+  j.status = statusOf(q.text(r, first + 4));
+  j.progress_percent = q.optInt32(r, first + 5);
+  j.message = q.optText(r, first + 6);
+  j.error = q.optText(r, first + 7);
+  j.started_at = q.int64(r, first + 8);
+  j.updated_at = q.int64(r, first + 9);
+  j.ended_at = q.optInt64(r, first + 10);
+  j.attempt = q.int32(r, first + 11);
+  j.pid = q.optInt32(r, first + 12);
+  j.max_attempts = q.int32(r, first + 13);
+  j.next_attempt_at = q.optInt64(r, first + 14);
+  j.node_id = q.optText(r, first + 15);
   return j;
 }
 
-BatchRecord batchFromRow(const PgResult& q, int r) {
+BatchRecord batchFromRow(const PgResult& q, int r, int first) {
   BatchRecord b;
-  b.batch_id = q.text(r, 0);
-  b.status = statusOf(q.text(r, 1));
-  b.priority = parsePriority(q.text(r, 2)).value_or(Priority::kNormal);
-  b.progress_percent = q.int32(r, 3);
-  b.message = q.optText(r, 4);
-  b.error = q.optText(r, 5);
-  b.started_at = q.int64(r, 6);
-  b.updated_at = q.int64(r, 7);
-  b.ended_at = q.optInt64(r, 8);
-  b.estimated_completion = q.optInt64(r, 9);
+  b.batch_id = q.text(r, first + 0);
+  b.status = statusOf(q.text(r, first + 1));
+  b.priority = parsePriority(q.text(r, first + 2)).value_or(Priority::kNormal);
+  b.progress_percent = q.int32(r, first + 3);
+  b.message = q.optText(r, first + 4);
+  b.error = q.optText(r, first + 5);
+  b.started_at = q.int64(r, first + 6);
+  b.updated_at = q.int64(r, first + 7);
+  b.ended_at = q.optInt64(r, first + 8);
+  b.estimated_completion = q.optInt64(r, first + 9);
   return b;
 }
 

@@ -86,9 +86,10 @@ class PgResult {
   pg_result* result_;
 };
 
-// Row `r` of a job statement (store_sql::kJobColumns) and of a batch statement (kBatchColumns).
-JobRecord jobFromRow(const PgResult& q, int r);
-BatchRecord batchFromRow(const PgResult& q, int r);
+// Row `r` of a job statement (store_sql::kJobColumns) and of a batch statement (kBatchColumns),
+// their columns from column `first` on.
+JobRecord jobFromRow(const PgResult& q, int r, int first = 0);
+BatchRecord batchFromRow(const PgResult& q, int r, int first = 0);
 
 // A libpq connection of the read path and the statements prepared on it. Poco 1.11's connector
 // prepares, describes, runs and deallocates every statement anew (four round trips: about

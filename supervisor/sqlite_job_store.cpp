@@ -86,6 +86,13 @@ class SqliteReader {
     return statement;
   }
 
+  // Runs a statement without results (BEGIN, COMMIT).
+  void exec(const char* sql) {
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail();
+  }
+  // Ends a read transaction after a failure; the failure that matters is the one being thrown.
+  void rollback() noexcept { sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr); }
+
   [[noreturn]] void fail() const { throw std::runtime_error(sqlite3_errmsg(db_)); }
 
  private:
@@ -438,6 +445,32 @@ std::vector<JobRecord> SqliteJobStore::jobsOfBatch(const std::string& batch_id) 
     Query q(reader, kSql.jobs_of_batch);
     q.bind(1, batch_id);
     return jobsOf(q);
+  });
+}
+
+std::optional<std::pair<BatchRecord, std::vector<JobRecord>>> SqliteJobStore::batchWithJobs(
+    const std::string& batch_id) {
+  return withReader("cannot read the batch", [&](SqliteReader& reader) {
+    // One read transaction: both statements read the same WAL snapshot.
+    reader.exec("BEGIN");
+    try {
+      std::optional<std::pair<BatchRecord, std::vector<JobRecord>>> result;
+      {
+        Query batch(reader, kSql.find_batch);
+        batch.bind(1, batch_id);
+        if (batch.next()) result.emplace(batchFromRow(batch), std::vector<JobRecord>{});
+      }
+      if (result) {
+        Query jobs(reader, kSql.jobs_of_batch);
+        jobs.bind(1, batch_id);
+        result->second = jobsOf(jobs);
+      }
+      reader.exec("COMMIT");
+      return result;
+    } catch (...) {
+      reader.rollback();
+      throw;
+    }
   });
 }
 

@@ -150,6 +150,16 @@ TEST_F(PostgresStore, ABatchAndItsJobsReadBackInTriggerOrder) {
   EXPECT_FALSE(store_->findBatch("bc_99999999"));
   EXPECT_FALSE(store_->findJob("zz_99999999"));
   EXPECT_TRUE(store_->jobsOfBatch("bc_99999999").empty());
+
+  // The batch status endpoint's read: both in one statement, the same rows.
+  const auto both = store_->batchWithJobs("bc_00000001");
+  ASSERT_TRUE(both);
+  EXPECT_EQ(both->first.priority, Priority::kHigh);
+  EXPECT_EQ(both->first.status, JobStatus::kQueued);
+  EXPECT_EQ(idsOf(both->second),
+            (std::vector<std::string>{"zz_00000001", "aa_00000001", "mm_00000001"}));
+  EXPECT_EQ(both->second.at(1).job_name, "alpha-collector");
+  EXPECT_FALSE(store_->batchWithJobs("bc_99999999"));
 }
 
 TEST_F(PostgresStore, ANulInAMessageOrErrorIsStoredAsAReplacementCharacterNotAFailedWrite) {
