@@ -791,8 +791,11 @@ TEST(EventStream, EventIdsKeepGrowingAcrossARestart) {
   std::uint64_t last = 0;
   {
     Daemon daemon(config);
-    batch_id = triggerOrThrow(daemon.client(), {"ninja"}).batch_id;
+    // Open first: /api/events starts with what is active, and the run may be over before a
+    // stream opened after the trigger gets there.
     SseStream stream(daemon.port(), "/api/events");
+    ASSERT_TRUE(IsEventStreamHead(stream.head()));  // the hub has the stream
+    batch_id = triggerOrThrow(daemon.client(), {"ninja"}).batch_id;
     const auto events = stream.readUntil(endsBatch);
     ASSERT_FALSE(events.empty());
     last = events.back().number();
