@@ -1,9 +1,9 @@
 // [node] and [cluster] of collectord.ini, and which nodes a collector may run on.
 
+#include <Poco/StringTokenizer.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <sstream>
 
 #include "config_reader.h"
 
@@ -21,14 +21,9 @@ bool CollectorConfig::runsOn(const std::string& node_id,
 namespace config_detail {
 
 std::vector<std::string> splitList(const std::string& value) {
-  std::vector<std::string> items;
-  std::istringstream list(value);
-  std::string item;
-  while (std::getline(list, item, ',')) {
-    item = Poco::trim(item);
-    if (!item.empty()) items.push_back(item);
-  }
-  return items;
+  const Poco::StringTokenizer items(
+      value, ",", Poco::StringTokenizer::TOK_TRIM | Poco::StringTokenizer::TOK_IGNORE_EMPTY);
+  return {items.begin(), items.end()};
 }
 
 bool isValidNodeName(const std::string& name) {

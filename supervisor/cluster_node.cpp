@@ -6,7 +6,6 @@
 // database once its jobs run on several nodes.
 
 #include <algorithm>
-#include <map>
 #include <set>
 
 #include "supervisor_impl.h"
@@ -59,16 +58,7 @@ void Supervisor::Impl::recoverNode() {
     b.job_ids.push_back(left.job_id);
     auto& slot = jobs[left.job_id];
     slot = std::make_unique<Job>(left, collectorConfig(left.collector), 0);
-    Job& j = *slot;
-    const int killed = killProcessesOfJob(left.job_id, left.batch_id, 0);
-    if (killed > 0) log.warning("killed %d leftover processes of job %s", killed, left.job_id);
-    j.sm.setRetryDelay(retryDelay(j));
-    j.sm.fail("supervisor restarted while the job was running", now);
-    for (AttemptRecord& a : j.sm.takeNewAttempts()) j.unsaved_attempts.push_back(std::move(a));
-    recordEnd(j);
-    log.warning("job %s was running on this node when its previous instance stopped: %s",
-                left.job_id, std::string(toString(j.sm.record().status)));
-    markDirty(j);
+    failLeftover(*slot, now);
   }
   flush();
 }
@@ -248,23 +238,6 @@ CancelOutcome Supervisor::Impl::cancelElsewhere(const std::string& job_id) {
     case RemoteCancel::kNotFound: break;
   }
   return CancelOutcome::kNotFound;
-}
-
-std::vector<CollectorState> Supervisor::Impl::clusterCollectorStates() {
-  std::map<std::string, CollectorState> states;
-  for (const auto& [name, c] : collectors) states[name].name = name;
-  for (const auto& [name, s] : schedules) {
-    if (states.count(name)) states[name].next_scheduled_at = s.next;
-  }
-  for (const JobRecord& r : store.activeJobs()) {  // oldest first: the newest wins
-    auto it = states.find(r.collector);
-    if (it == states.end()) continue;
-    (r.status == JobStatus::kRunning ? it->second.running : it->second.queued)++;
-    it->second.active_job_id = r.job_id;
-  }
-  std::vector<CollectorState> out;
-  for (auto& [name, state] : states) out.push_back(std::move(state));
-  return out;
 }
 
 void Supervisor::Impl::retireSaved() {

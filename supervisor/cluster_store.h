@@ -84,9 +84,11 @@ class ClusterStore {
   virtual RemoteCancel cancelElsewhere(const std::string& job_id, const std::string& reason,
                                        Micros now) = 0;
   virtual std::vector<NodeRecord> nodes() = 0;
-  // Takes a collector's scheduled slot at `at` for this node: true for the one node of the
-  // cluster whose call records it first, false for the others (each node runs the schedule).
-  virtual bool claimScheduledRun(const std::string& collector, Micros at) = 0;
+  // Takes a collector's scheduled slot at `at` for this node: true when no node has recorded a
+  // slot after `not_since`, and then records `at`; false otherwise. Every node runs the
+  // schedule, each on its own clock and from its own start: their slots for one period differ
+  // a little, and the first node to take the period runs it.
+  virtual bool claimScheduledRun(const std::string& collector, Micros at, Micros not_since) = 0;
   // Calls `changed` with the IDs of jobs that any node wrote (`work` true when queued work may
   // have appeared or a cancel was requested) until `stop` is set, which it checks at least
   // every 200 ms. Reconnects when the database goes away, and then reports `work` (what

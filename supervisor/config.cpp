@@ -1,10 +1,8 @@
 #include "config.h"
 
-#include <Poco/String.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <sstream>
 
 #include "config_reader.h"
 #include "time_format.h"
@@ -173,19 +171,10 @@ void readConfig(IniReader& r, ConfigResult& result) {
   config.requests_per_minute =
       r.getInt("ratelimit.requests_per_minute", config.requests_per_minute, 1, 1'000'000);
   if (const auto proxies = r.get("ratelimit.trusted_proxies")) {
-    std::istringstream list(*proxies);
-    std::string proxy;
-    while (std::getline(list, proxy, ',')) {
-      proxy = Poco::trim(proxy);
-      if (!proxy.empty()) config.trusted_proxies.push_back(proxy);
-    }
+    config.trusted_proxies = splitList(*proxies);
   }
   if (const auto origins = r.get("cors.allowed_origins")) {
-    std::istringstream list(*origins);
-    std::string origin;
-    while (std::getline(list, origin, ',')) {
-      origin = Poco::trim(origin);
-      if (origin.empty()) continue;
+    for (const std::string& origin : splitList(*origins)) {
       if (origin.rfind("http://", 0) != 0 && origin.rfind("https://", 0) != 0) {
         r.problem("cors.allowed_origins", "'" + origin + "' is not an http:// or https:// origin");
       }

@@ -6,6 +6,7 @@
 // nodes what changed when the transaction commits.
 
 #include <Poco/Logger.h>
+#include <Poco/StringTokenizer.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -109,7 +110,7 @@ const std::string kRunningJobs =
 const std::string kClaimSlot =
     "INSERT INTO schedules (collector, last_fired_at) VALUES ($1, $2::BIGINT) "
     "ON CONFLICT (collector) DO UPDATE SET last_fired_at = excluded.last_fired_at "
-    "WHERE schedules.last_fired_at < excluded.last_fired_at RETURNING collector";
+    "WHERE schedules.last_fired_at <= $3::BIGINT RETURNING collector";
 
 Param text(std::int64_t n) { return std::to_string(n); }
 Param text(std::optional<std::int64_t> n) { return n ? text(*n) : Param(); }
@@ -144,18 +145,6 @@ std::string joined(const std::vector<std::string>& words) {
   std::string out;
   for (const std::string& w : words) out += (out.empty() ? "" : ",") + w;
   return out;
-}
-
-std::vector<std::string> splitTags(const std::string& text) {
-  std::vector<std::string> tags;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find(',', start);
-    if (end == std::string::npos) end = text.size();
-    if (end > start) tags.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return tags;
 }
 
 std::vector<Param> updateParams(const JobRecord& j, const Param& owner) {
@@ -442,7 +431,8 @@ std::vector<NodeRecord> PostgresJobStore::nodes() {
     for (int r = 0; r < q.rows(); ++r) {
       NodeRecord n;
       n.node_id = q.text(r, 0);
-      n.tags = splitTags(q.text(r, 1));
+      const Poco::StringTokenizer tags(q.text(r, 1), ",", Poco::StringTokenizer::TOK_IGNORE_EMPTY);
+      n.tags.assign(tags.begin(), tags.end());
       n.state = q.text(r, 2);
       n.started_at = q.int64(r, 3);
       n.heartbeat_at = q.int64(r, 4);
@@ -461,10 +451,11 @@ std::vector<NodeRecord> PostgresJobStore::nodes() {
   return out;
 }
 
-bool PostgresJobStore::claimScheduledRun(const std::string& collector, Micros at) {
+bool PostgresJobStore::claimScheduledRun(const std::string& collector, Micros at,
+                                         Micros not_since) {
   bool mine = false;
   clusterTransaction("cannot claim the scheduled run", [&](PgConnection& c) {
-    mine = c.run(kClaimSlot, {collector, text(at)}).rows() == 1;
+    mine = c.run(kClaimSlot, {collector, text(at), text(not_since)}).rows() == 1;
   });
   return mine;
 }

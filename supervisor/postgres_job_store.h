@@ -80,7 +80,7 @@ class PostgresJobStore final : public JobStore, public WebhookStore, public Clus
   RemoteCancel cancelElsewhere(const std::string& job_id, const std::string& reason,
                                Micros now) override;
   std::vector<NodeRecord> nodes() override;
-  bool claimScheduledRun(const std::string& collector, Micros at) override;
+  bool claimScheduledRun(const std::string& collector, Micros at, Micros not_since) override;
 
   void listen(const std::function<void(const std::vector<std::string>& job_ids, bool work)>& changed,
               const std::atomic<bool>& stop) override;

@@ -40,6 +40,10 @@ class Schedule {
   // "every 15m" or "cron */15 * * * * (UTC)".
   std::string describe() const;
   bool isInterval() const { return interval_.has_value(); }
+  // The least time between two of its slots: the interval, or a minute for a cron line.
+  std::chrono::milliseconds shortestGap() const {
+    return interval_.value_or(std::chrono::minutes(1));
+  }
 
  private:
   Schedule() = default;

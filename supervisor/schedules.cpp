@@ -73,22 +73,32 @@ void Supervisor::Impl::fireSchedule(const std::string& name) {
   const Micros now = nowMicros();
   const Micros slot = schedules[name].next;
   try {
-    // Every node of a cluster runs the schedule; the slot is run by the node that takes it.
-    if (cluster && !cluster->claimScheduledRun(name, slot)) {
+    // Every node of a cluster runs the schedule; the first to take a slot runs it. The nodes'
+    // slots agree (each arms the next one from the slot taken last), but for their clocks and
+    // timers: another node's slot for this period lies within half a gap of this one.
+    const Micros half_gap = toMicros(c->schedule->shortestGap()) / 2;
+    if (!cluster || cluster->claimScheduledRun(name, slot, slot - half_gap)) {
+      const TriggerResult result = createBatch({name}, Priority::kNormal);
+      // Only once the run exists: a failed slot is retried (alone; in a cluster it is taken).
+      if (!cluster) store.recordScheduledRun(name, now);
+      log.information("schedule %s of %s: %s", c->schedule->describe(), name,
+                      result.created ? "batch " + result.batch.batch_id
+                                     : std::string("skipped, a run is active"));
+    } else {
       log.debug("schedule of %s: another node runs the slot", name);
-      if (const auto next = c->schedule->next(now)) armSchedule(name, *next);
-      return;
     }
-    const TriggerResult result = createBatch({name}, Priority::kNormal);
-    // Only once the run exists: a failed slot is retried (alone; in a cluster it is taken).
-    if (!cluster) store.recordScheduledRun(name, now);
-    log.information("schedule %s of %s: %s", c->schedule->describe(), name,
-                    result.created ? "batch " + result.batch.batch_id
-                                   : std::string("skipped, a run is active"));
   } catch (const StoreError& e) {
     log.error("schedule of %s could not start a run: %s", name, std::string(e.what()));
   }
-  if (const auto next = c->schedule->next(now)) armSchedule(name, *next);
+  Micros from = now;
+  if (cluster) {
+    try {
+      from = store.lastScheduledRun(name).value_or(now);
+    } catch (const StoreError& e) {
+      log.debug("schedule of %s: %s", name, std::string(e.what()));
+    }
+  }
+  if (const auto next = c->schedule->next(from)) armSchedule(name, std::max(*next, now));
 }
 
 }  // namespace collectord

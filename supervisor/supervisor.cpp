@@ -523,21 +523,29 @@ void Supervisor::Impl::retireIfDone(const std::string& batch_id) {
 }
 
 std::vector<CollectorState> Supervisor::Impl::collectorStates() {
-  if (cluster) return clusterCollectorStates();
+  // Alone, the active jobs are this supervisor's; in a cluster, the whole cluster's are in the
+  // store.
+  std::vector<JobRecord> stored;
+  std::vector<const JobRecord*> active;
+  if (cluster) {
+    stored = store.activeJobs();
+    for (const JobRecord& r : stored) active.push_back(&r);
+  } else {
+    for (const auto& [id, job] : jobs) active.push_back(&job->sm.record());
+  }
   std::map<std::string, CollectorState> states;
   for (const auto& [name, c] : collectors) states[name].name = name;
   for (const auto& [name, s] : schedules) {
     if (states.count(name)) states[name].next_scheduled_at = s.next;
   }
   std::map<std::string, Micros> newest;
-  for (const auto& [id, job] : jobs) {
-    const JobRecord& r = job->sm.record();
-    auto it = states.find(r.collector);
-    if (it == states.end() || isTerminal(r.status)) continue;
-    (r.status == JobStatus::kRunning ? it->second.running : it->second.queued)++;
-    if (!newest.count(r.collector) || r.started_at >= newest[r.collector]) {
-      newest[r.collector] = r.started_at;
-      it->second.active_job_id = r.job_id;
+  for (const JobRecord* r : active) {
+    auto it = states.find(r->collector);
+    if (it == states.end() || isTerminal(r->status)) continue;
+    (r->status == JobStatus::kRunning ? it->second.running : it->second.queued)++;
+    if (!newest.count(r->collector) || r->started_at >= newest[r->collector]) {
+      newest[r->collector] = r->started_at;
+      it->second.active_job_id = r->job_id;
     }
   }
   std::vector<CollectorState> out;
@@ -566,25 +574,7 @@ void Supervisor::Impl::recover() {
       const auto collector = collectorConfig(r.collector);
       jobs[id] = std::make_unique<Job>(std::move(r), collector, position++);
       Job& j = *jobs[id];
-      if (j.sm.record().status == JobStatus::kRunning) {
-        // By environment, not by process group: the pid is missing when the crash came between
-        // the write before the spawn and the one after it, and a child may have left the group.
-        const int killed = killProcessesOfJob(id, left.batch_id, 0);
-        if (killed > 0) log.warning("killed %d leftover processes of job %s", killed, id);
-        j.sm.setRetryDelay(retryDelay(j));
-        j.sm.fail("supervisor restarted while the job was running", now);
-        JobLog job_log(logPath(id), config()->log_max_bytes_per_job);
-        std::string ignored;
-        if (job_log.open(ignored)) {
-          job_log.write("[collectord] supervisor restarted while the job was running; job " +
-                        std::string(toString(j.sm.record().status)) + "\n");
-        }
-        for (AttemptRecord& a : j.sm.takeNewAttempts()) j.unsaved_attempts.push_back(std::move(a));
-        recordEnd(j);
-        log.warning("job %s was running when the previous instance stopped: %s", id,
-                    std::string(toString(j.sm.record().status)));
-        markDirty(j);
-      }
+      if (j.sm.record().status == JobStatus::kRunning) failLeftover(j, now);
       if (j.sm.record().status == JobStatus::kQueued) {
         log.information("job %s was queued when the previous instance stopped", id);
         armRetry(j);
@@ -594,6 +584,28 @@ void Supervisor::Impl::recover() {
   }
   flush();
   asio::post(io, [this] { dispatch(); });
+}
+
+void Supervisor::Impl::failLeftover(Job& j, Micros now) {
+  const JobRecord& r = j.sm.record();
+  const std::string id = r.job_id;
+  // By environment, not by process group: the pid is missing when the crash came between the
+  // write before the spawn and the one after it, and a child may have left the group.
+  const int killed = killProcessesOfJob(id, r.batch_id, 0);
+  if (killed > 0) log.warning("killed %d leftover processes of job %s", killed, id);
+  j.sm.setRetryDelay(retryDelay(j));
+  j.sm.fail("supervisor restarted while the job was running", now);
+  JobLog job_log(logPath(id), config()->log_max_bytes_per_job);
+  std::string ignored;
+  if (job_log.open(ignored)) {
+    job_log.write("[collectord] supervisor restarted while the job was running; job " +
+                  std::string(toString(r.status)) + "\n");
+  }
+  for (AttemptRecord& a : j.sm.takeNewAttempts()) j.unsaved_attempts.push_back(std::move(a));
+  recordEnd(j);
+  log.warning("job %s was running when the previous instance stopped: %s", id,
+              std::string(toString(r.status)));
+  markDirty(j);
 }
 
 void Supervisor::Impl::beginStop(std::function<void()> done) {

@@ -275,6 +275,9 @@ struct Supervisor::Impl {
   std::vector<CollectorState> collectorStates();
 
   void recover();
+  // Ends a job that a previous instance left running: kills what is left of its processes,
+  // fails it (or queues its retry) with "supervisor restarted while the job was running".
+  void failLeftover(Job& job, Micros now);
 
   // Cluster mode (cluster_node.cpp); `cluster` is null otherwise.
   ClusterStore* cluster = nullptr;
@@ -311,7 +314,6 @@ struct Supervisor::Impl {
   void clusterChanged(const std::vector<std::string>& job_ids, bool new_work);
   // A job this node does not have: cancelled or flagged in the database.
   CancelOutcome cancelElsewhere(const std::string& job_id);
-  std::vector<CollectorState> clusterCollectorStates();
   // Drops the jobs of this node that are saved and no longer running here.
   void retireSaved();
 

@@ -207,6 +207,15 @@ TEST_F(Cluster, ACancelSentToOneNodeStopsTheRunOnAnother) {
   ASSERT_GT(pid, 0);
   reaper.addGroup(pid);
 
+  // Progress over HTTP goes to the node that runs the job; another node says which one that is
+  // and changes nothing.
+  const HttpResponse elsewhere =
+      a.put(jobPath(job), R"({"progress": 90, "message": "sent to the wrong node"})");
+  EXPECT_TRUE(IsErrorResponse(elsewhere, 409,
+                              "Job " + job + " runs on node " + kNodeB +
+                                  "; send its progress to that node"));
+  EXPECT_NE(jsonOf(*a.job(job).object(), "progress_percent"), "90");
+
   const auto asked_at = Clock::now();
   const HttpResponse accepted = a.post(jobPath(job) + "/cancel", "");
   ASSERT_TRUE(IsJsonResponse(accepted, 202)) << accepted.describe();

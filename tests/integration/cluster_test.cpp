@@ -242,6 +242,25 @@ fi
   std::cout << "[cluster] solo runs per node:" << describeCounts(ran_on) << "\n";
 }
 
+// Every node runs the schedule; each period runs once in the whole cluster. Three nodes each
+// firing on their own would reach five runs of `every 1s` within about two seconds; once per
+// period takes at least three (four, less the first period's, whose slots the nodes do not
+// share yet).
+TEST_F(Cluster, AScheduleRunsOncePerPeriodWhateverTheNumberOfNodes) {
+  auto cluster = threeNodes();
+  cluster->addCollector("tick", kRecordRun, {{"schedule", "every 1s"}});
+  cluster->startAll();
+  const auto started = std::chrono::steady_clock::now();
+  constexpr std::size_t kRuns = 5;
+  ASSERT_TRUE(waitUntil([&] { return cluster->records().size() >= kRuns; }, 30s));
+  const auto took = std::chrono::steady_clock::now() - started;
+  std::set<std::string> jobs;
+  for (const auto& record : cluster->records()) jobs.insert(record.at(1));
+  EXPECT_EQ(jobs.size(), cluster->records().size()) << "a run recorded twice";
+  EXPECT_GE(took, 2900ms) << kRuns << " runs in " << std::chrono::duration<double>(took).count()
+                          << " s: a period ran twice";
+}
+
 TEST_F(Cluster, MaxConcurrentIsPerNode) {
   const std::string limit =
       "[collectors]\nmax_concurrent = " + std::to_string(kMaxConcurrentPerNode) + "\n";

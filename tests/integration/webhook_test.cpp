@@ -19,6 +19,7 @@
 #include "api_checks.h"
 #include "daemon_harness.h"
 #include "supervision_support.h"
+#include "webhook_receiver.h"
 
 namespace collectord::test {
 namespace {
@@ -28,81 +29,7 @@ using Poco::JSON::Object;
 
 const std::string kSecret = "correct horse battery staple";
 
-// The example receiver, run with python3 on a port of its own. Stopped with SIGTERM when it goes.
-class Receiver {
- public:
-  // `port` 0 lets the OS pick one; a port of an earlier receiver takes its place.
-  Receiver(const TempDir& dir, const std::string& name, const std::string& secret_file,
-           const std::vector<std::string>& args = {}, int port = 0)
-      : log_(dir.file(name + ".jsonl")) {
-    const std::string port_file = dir.file(name + ".port");
-    ::unlink(port_file.c_str());
-    std::vector<std::string> argv = {"/usr/bin/python3",
-                                     COLLECTORD_SOURCE_DIR "/examples/webhooks/receiver.py",
-                                     "--port",
-                                     std::to_string(port),
-                                     "--port-file",
-                                     port_file,
-                                     "--secret-file",
-                                     secret_file,
-                                     "--log",
-                                     log_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    const std::string out = dir.file(name + ".out");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      std::vector<char*> c_argv;
-      for (std::string& a : argv) c_argv.push_back(a.data());
-      c_argv.push_back(nullptr);
-      ::execv(c_argv[0], c_argv.data());
-      ::_exit(127);
-    }
-    if (!waitUntil([&] { return readFile(port_file).value_or("").find('\n') != std::string::npos; },
-                   10s)) {
-      throw std::runtime_error("the receiver did not start: " + readFile(out).value_or(""));
-    }
-    port_ = std::stoi(*readFile(port_file));
-  }
-  ~Receiver() { stop(); }
-  Receiver(const Receiver&) = delete;
-  Receiver& operator=(const Receiver&) = delete;
-
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  int port() const { return port_; }
-  std::string url(const std::string& path = "/hooks/collectord") const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
-  }
-  // Every request received so far, oldest first: what the receiver checked and answered.
-  std::vector<Object::Ptr> requests() const {
-    std::vector<Object::Ptr> out;
-    for (const std::string& line : readLines(log_)) {
-      Poco::JSON::Parser parser;
-      out.push_back(parser.parse(line).extract<Object::Ptr>());
-    }
-    return out;
-  }
-  // The requests about `event_id`.
-  std::vector<Object::Ptr> requestsFor(const std::string& event_id) const {
-    std::vector<Object::Ptr> out;
-    for (const auto& r : requests()) {
-      if (r->getValue<std::string>("event_id") == event_id) out.push_back(r);
-    }
-    return out;
-  }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
+using Receiver = WebhookReceiver;
 
 int answered(const Object& request) { return request.getValue<int>("answered"); }
 

@@ -13,16 +13,18 @@
 namespace collectord::test {
 
 WebhookReceiver::WebhookReceiver(const TempDir& dir, const std::string& name,
-                                 const std::string& secret_file)
+                                 const std::string& secret_file,
+                                 const std::vector<std::string>& args, int port)
     : log_(dir.file(name + ".jsonl")) {
   const std::string port_file = dir.file(name + ".port");
   ::unlink(port_file.c_str());
   std::vector<std::string> argv = {"/usr/bin/python3",
                                    COLLECTORD_SOURCE_DIR "/examples/webhooks/receiver.py",
-                                   "--port", "0",
+                                   "--port", std::to_string(port),
                                    "--port-file", port_file,
                                    "--secret-file", secret_file,
                                    "--log", log_};
+  argv.insert(argv.end(), args.begin(), args.end());
   const std::string out = dir.file(name + ".out");
   const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (out_fd < 0) throw std::runtime_error("cannot open " + out);
@@ -43,14 +45,15 @@ WebhookReceiver::WebhookReceiver(const TempDir& dir, const std::string& name,
   port_ = std::stoi(*readFile(port_file));
 }
 
-WebhookReceiver::~WebhookReceiver() {
+void WebhookReceiver::stop() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGTERM);
   ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
 }
 
-std::string WebhookReceiver::url() const {
-  return "http://127.0.0.1:" + std::to_string(port_) + "/hooks/collectord";
+std::string WebhookReceiver::url(const std::string& path) const {
+  return "http://127.0.0.1:" + std::to_string(port_) + path;
 }
 
 std::vector<Poco::JSON::Object::Ptr> WebhookReceiver::requests() const {

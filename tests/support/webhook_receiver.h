@@ -2,7 +2,7 @@
 
 // The example webhook receiver of the docs (examples/webhooks/receiver.py), run with python3 on
 // a port of its own: it checks every request's signatures apart from collectord's code and logs
-// one JSON line per request. For suites other than webhook_test.cpp, which has its own copy.
+// one JSON line per request.
 
 #include <Poco/JSON/Object.h>
 #include <sys/types.h>
@@ -16,16 +16,21 @@ namespace collectord::test {
 
 class WebhookReceiver {
  public:
-  // Starts the receiver with its files DIR/NAME.* and the secret read from `secret_file`;
-  // returns once it listens. Throws std::runtime_error with its output when it does not start.
-  WebhookReceiver(const TempDir& dir, const std::string& name, const std::string& secret_file);
-  // Stops it (SIGTERM) and reaps it.
-  ~WebhookReceiver();
+  // Starts the receiver with its files DIR/NAME.* and the secret read from `secret_file`, with
+  // receiver.py's further `args`, on `port` (0: the OS picks one; a port of a stopped receiver
+  // takes its place); returns once it listens. Throws std::runtime_error with its output when
+  // it does not start.
+  WebhookReceiver(const TempDir& dir, const std::string& name, const std::string& secret_file,
+                  const std::vector<std::string>& args = {}, int port = 0);
+  ~WebhookReceiver() { stop(); }
+  // Stops it (SIGTERM) and reaps it; idempotent.
+  void stop();
   WebhookReceiver(const WebhookReceiver&) = delete;
   WebhookReceiver& operator=(const WebhookReceiver&) = delete;
 
-  // http://127.0.0.1:PORT/hooks/collectord
-  std::string url() const;
+  int port() const { return port_; }
+  // http://127.0.0.1:PORT + path
+  std::string url(const std::string& path = "/hooks/collectord") const;
   // Every request received so far, oldest first, as the receiver logged it (fields event,
   // event_id, answered, outcome, signature_ok...). A whole line that is not JSON throws.
   std::vector<Poco::JSON::Object::Ptr> requests() const;
