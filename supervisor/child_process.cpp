@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <linux/close_range.h>
 #include <grp.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -36,12 +38,16 @@ struct ChildProcess::Handle {
 
 namespace {
 
-// Everything the forked child needs, prepared before the fork. Between fork and exec the child
-// of a threaded parent may only make async-signal-safe calls: another thread may have held an
-// allocator's or a mutex's lock at the moment of the fork, and the child would wait for it
-// for ever (glibc's malloc guards against that, sanitizer allocators do not). So the child
-// neither allocates nor locks, which is why collectord forks itself instead of using Boost's
-// launcher: that one notifies the io_context of the fork in the child, which allocates.
+// Everything the child needs, prepared before it exists. The child is started with
+// clone(CLONE_VM | CLONE_VFORK), as glibc's posix_spawn does: it runs in the daemon's memory on
+// a stack of its own until exec, the supervision thread waits meanwhile, and no page table is
+// copied (a fork of the daemon copied them, and every thread then took copy-on-write faults).
+// The child therefore may only make async-signal-safe calls that touch no shared state: it
+// neither allocates nor locks, and changes credentials with raw system calls: glibc's setuid()
+// in a threaded process takes its thread-list lock and signals every thread to switch too.
+// posix_spawn itself cannot set limits, credentials or the parent-death signal.
+// Under AddressSanitizer or ThreadSanitizer the child is a plain fork: their interceptors keep
+// per-process state that a child sharing the daemon's memory would change.
 struct ChildPlan {
   const char* executable;
   char* const* argv;
@@ -58,11 +64,20 @@ struct ChildPlan {
 // Applies the plan in the child; returns an errno value, or 0. All source descriptors are
 // above kProgressFd, so each dup2 below lands on a free slot and clears close-on-exec there.
 int setUpChild(const ChildPlan& plan) {
-  // The daemon may ignore or block signals; the collector starts with the defaults.
+  // Every signal is blocked here (see startChild). The daemon's handlers must not run in the
+  // child, so they go back to the defaults before anything is unblocked; the daemon ignores
+  // SIGPIPE, which exec would keep. Then the collector starts with no signal blocked.
+  struct sigaction action {};
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (::sigaction(sig, nullptr, &action) != 0) continue;  // not a signal one may set
+    if (action.sa_handler == SIG_DFL || (action.sa_handler == SIG_IGN && sig != SIGPIPE)) continue;
+    action = {};
+    action.sa_handler = SIG_DFL;
+    ::sigaction(sig, &action, nullptr);
+  }
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::signal(SIGPIPE, SIG_DFL);
   if (::setpgid(0, 0) == -1) return errno;
   if (::dup2(plan.stdin_fd, STDIN_FILENO) == -1 || ::dup2(plan.output_fd, STDOUT_FILENO) == -1 ||
       ::dup2(plan.output_fd, STDERR_FILENO) == -1 || ::dup2(plan.progress_fd, kProgressFd) == -1) {
@@ -89,10 +104,11 @@ int setUpChild(const ChildPlan& plan) {
   if (r.max_open_files && limit(RLIMIT_NOFILE, *r.max_open_files) == -1) return errno;
   // Absolute, whatever the daemon's own niceness (nice() would add to it).
   if (r.nice && ::setpriority(PRIO_PROCESS, 0, *r.nice) == -1) return errno;
-  if (r.gid && (::setgroups(r.groups.size(), r.groups.data()) == -1 || ::setgid(*r.gid) == -1)) {
+  if (r.gid && (::syscall(SYS_setgroups, r.groups.size(), r.groups.data()) == -1 ||
+                ::syscall(SYS_setresgid, *r.gid, *r.gid, *r.gid) == -1)) {
     return errno;
   }
-  if (r.uid && ::setuid(*r.uid) == -1) return errno;
+  if (r.uid && ::syscall(SYS_setresuid, *r.uid, *r.uid, *r.uid) == -1) return errno;
   // Die with the supervisor: a collector must never run unsupervised. Set after the identity
   // switch, which clears the parent-death signal.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) return errno;
@@ -111,6 +127,45 @@ int setUpChild(const ChildPlan& plan) {
   ::_exit(127);
 }
 
+int childMain(void* plan) { runChild(*static_cast<const ChildPlan*>(plan)); }
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kShareMemory = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kShareMemory = false;
+#else
+constexpr bool kShareMemory = true;
+#endif
+#else
+constexpr bool kShareMemory = true;
+#endif
+
+// Starts the child and returns its pid once it has exec'd or failed (-1 with errno when it
+// could not be created). Signals are blocked around it: a handler running in the child would
+// run on the daemon's memory.
+pid_t startChild(const ChildPlan& plan) {
+  if (!kShareMemory) {
+    const pid_t pid = ::fork();
+    if (pid == 0) runChild(plan);
+    return pid;
+  }
+  constexpr std::size_t kStackBytes = 128 * 1024;
+  void* stack = ::mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) return -1;
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid = ::clone(childMain, static_cast<char*>(stack) + kStackBytes,
+                            CLONE_VM | CLONE_VFORK | SIGCHLD, const_cast<ChildPlan*>(&plan));
+  const int error = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::munmap(stack, kStackBytes);
+  errno = error;
+  return pid;
+}
+
 // `fd` moved above kProgressFd (see setUpChild), close-on-exec; the original is closed.
 UniqueFd above3(UniqueFd fd) {
   if (!fd || fd.get() > kProgressFd) return fd;
@@ -124,6 +179,39 @@ std::vector<char*> cArray(const std::vector<std::string>& strings, const std::st
   for (const std::string& s : strings) array.push_back(const_cast<char*>(s.c_str()));
   array.push_back(nullptr);
   return array;
+}
+
+// The whole of a small /proc file into `out` (reusing its capacity); false when it cannot be
+// read. Plain read(2): this runs for every process on the machine at the end of every run.
+bool readProcFile(const char* path, std::string& out) {
+  const UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  out.clear();
+  char chunk[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) return true;
+    out.append(chunk, static_cast<std::size_t>(n));
+  }
+}
+
+// From /proc/PID/stat: the state, the process group and the start time (clock ticks after
+// boot). The fields after the command name, which is in parentheses and may hold anything.
+bool parseStat(const std::string& stat, char& state, int& pgrp, std::uint64_t& start_ticks) {
+  const auto paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+  state = stat[paren + 2];
+  unsigned long long start = 0;
+  // ppid pgrp, then 16 fields up to starttime (proc(5): fields 4, 5 and 22).
+  if (std::sscanf(stat.c_str() + paren + 3,
+                  "%*d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                  &pgrp, &start) != 2) {
+    return false;
+  }
+  start_ticks = start;
+  return true;
 }
 
 }  // namespace
@@ -176,9 +264,8 @@ std::unique_ptr<ChildProcess> ChildProcess::spawn(boost::asio::io_context& io,
                        exec_error_write.get(),
                        ::getpid(),
                        &request};
-  const pid_t pid = ::fork();
-  if (pid == -1) return fail("cannot fork");
-  if (pid == 0) runChild(plan);
+  const pid_t pid = startChild(plan);
+  if (pid == -1) return fail("cannot start a process");
 
   // Only the child writes; EOF arrives when every writer is gone.
   write_end.reset();
@@ -197,8 +284,16 @@ std::unique_ptr<ChildProcess> ChildProcess::spawn(boost::asio::io_context& io,
   }
   for (int fd : {read_end.get(), output_read.get()}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   auto handle = std::make_unique<Handle>(Handle{bp::process(io.get_executor(), pid)});
-  return std::unique_ptr<ChildProcess>(new ChildProcess(io, std::move(handle), pid,
-                                                        read_end.release(), output_read.release()));
+  auto child = std::unique_ptr<ChildProcess>(new ChildProcess(
+      io, std::move(handle), pid, read_end.release(), output_read.release()));
+  // Readable even when the child has exited already: it is not reaped before asyncWait.
+  std::string stat;
+  char state = 0;
+  int pgrp = 0;
+  if (readProcFile(("/proc/" + std::to_string(pid) + "/stat").c_str(), stat)) {
+    parseStat(stat, state, pgrp, child->start_ticks_);
+  }
+  return child;
 }
 
 void ChildProcess::asyncWait(std::function<void(int wait_status)> on_exit) {
@@ -217,27 +312,11 @@ namespace collectord {
 
 namespace {
 
-// The whole of a small /proc file into `out` (reusing its capacity); false when it cannot be
-// read. Plain read(2): this runs for every process on the machine at the end of every run.
-bool readProcFile(const char* path, std::string& out) {
-  const UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
-  if (!fd) return false;
-  out.clear();
-  char chunk[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return false;
-    if (n == 0) return true;
-    out.append(chunk, static_cast<std::size_t>(n));
-  }
-}
-
 // Calls `fn(pid)` for each live (not zombie) process other than this one whose environment
-// holds every entry of `markers`; processes for which `skip_group(pgrp)` holds are passed over
-// before their environment is read.
-template <typename SkipGroup, typename Fn>
-void forEachMarkedProcess(const std::vector<std::string>& markers, SkipGroup skip_group, Fn fn) {
+// holds every entry of `markers`; processes for which `skip(pgrp, start_ticks)` holds are passed
+// over before their environment is read (one open(2) each instead of two).
+template <typename Skip, typename Fn>
+void forEachMarkedProcess(const std::vector<std::string>& markers, Skip skip, Fn fn) {
   DIR* proc = ::opendir("/proc");
   if (!proc) return;
   const pid_t self = ::getpid();
@@ -249,14 +328,12 @@ void forEachMarkedProcess(const std::vector<std::string>& markers, SkipGroup ski
     if (pid <= 0 || *end != '\0' || pid == self) continue;
     std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     if (!readProcFile(path, stat)) continue;  // gone meanwhile
-    // After the command name in parentheses: state, ppid, pgrp.
-    const auto paren = stat.rfind(')');
-    if (paren == std::string::npos || paren + 2 >= stat.size()) continue;
-    const char state = stat[paren + 2];
-    int ppid = 0, pgrp = 0;
-    if (std::sscanf(stat.c_str() + paren + 3, "%d %d", &ppid, &pgrp) != 2) continue;
+    char state = 0;
+    int pgrp = 0;
+    std::uint64_t start_ticks = 0;
+    if (!parseStat(stat, state, pgrp, start_ticks)) continue;
     // A zombie is dead already: signalling it succeeds and achieves nothing.
-    if (state == 'Z' || state == 'X' || skip_group(pgrp)) continue;
+    if (state == 'Z' || state == 'X' || skip(pgrp, start_ticks)) continue;
     std::snprintf(path, sizeof path, "/proc/%ld/environ", pid);
     if (!readProcFile(path, environ)) continue;
     std::size_t found = 0;
@@ -274,19 +351,22 @@ void forEachMarkedProcess(const std::vector<std::string>& markers, SkipGroup ski
 
 }  // namespace
 
-int killProcessesOfJob(const std::string& job_id, const std::string& batch_id, int except_pgid) {
+int killProcessesOfJob(const std::string& job_id, const std::string& batch_id,
+                       const std::vector<int>& spared_groups, std::uint64_t started_since) {
   const std::vector<std::string> markers = {"COLLECTOR_JOB_ID=" + job_id,
                                             "COLLECTOR_BATCH_ID=" + batch_id};
   std::set<pid_t> killed;
+  const auto skip = [&](int pgrp, std::uint64_t start_ticks) {
+    return start_ticks < started_since ||
+           std::find(spared_groups.begin(), spared_groups.end(), pgrp) != spared_groups.end();
+  };
   // A killed process lingers until the kernel has torn it down, so a pass counts only pids it
   // had not seen; one that found none means nothing of the job is left forking.
   for (int pass = 0; pass < 10; ++pass) {
     std::size_t before = killed.size();
-    forEachMarkedProcess(
-        markers, [except_pgid](int pgrp) { return pgrp == except_pgid; },
-        [&killed](pid_t pid) {
-          if (!killed.count(pid) && ::kill(pid, SIGKILL) == 0) killed.insert(pid);
-        });
+    forEachMarkedProcess(markers, skip, [&killed](pid_t pid) {
+      if (!killed.count(pid) && ::kill(pid, SIGKILL) == 0) killed.insert(pid);
+    });
     if (killed.size() == before) break;
   }
   return static_cast<int>(killed.size());

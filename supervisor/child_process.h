@@ -44,6 +44,9 @@ class ChildProcess {
   ~ChildProcess();
 
   int pid() const { return pid_; }
+  // When it started, in clock ticks after boot (/proc/PID/stat); 0 when unknown. Nothing that
+  // started earlier descends from it.
+  std::uint64_t startTicks() const { return start_ticks_; }
   // The read end of the progress pipe, non-blocking.
   boost::asio::posix::stream_descriptor& progress() { return progress_; }
   // The read end of the stdout+stderr pipe, non-blocking.
@@ -60,6 +63,7 @@ class ChildProcess {
 
   std::unique_ptr<Handle> handle_;
   int pid_;
+  std::uint64_t start_ticks_ = 0;
   boost::asio::posix::stream_descriptor progress_;
   boost::asio::posix::stream_descriptor output_;
 };
@@ -68,11 +72,15 @@ class ChildProcess {
 
 namespace collectord {
 
-// Kills (SIGKILL) every live process outside process group `except_pgid` whose environment says
-// it belongs to job `job_id` of batch `batch_id`, whatever its group or session: what a run left
-// behind after a setsid or setpgid, which signals to the run's group miss. Scans /proc again
-// while it finds new ones, so that children forked meanwhile go too. Returns how many it killed.
-// Processes that dropped those variables from their environment are not found.
-int killProcessesOfJob(const std::string& job_id, const std::string& batch_id, int except_pgid);
+// Kills (SIGKILL) every live process whose environment says it belongs to job `job_id` of
+// batch `batch_id`, whatever its group or session: what a run left behind after a setsid or
+// setpgid, which signals to the run's group miss. Scans /proc again while it finds new ones, so
+// that children forked meanwhile go too. Returns how many it killed. Passed over without reading
+// their environment: processes in `spared_groups` (the run's own group, signalled already, and
+// other runs' groups) and processes started before `started_since` (clock ticks after boot, as
+// ChildProcess::startTicks; 0: none). Processes that dropped those variables are not found.
+int killProcessesOfJob(const std::string& job_id, const std::string& batch_id,
+                       const std::vector<int>& spared_groups = {},
+                       std::uint64_t started_since = 0);
 
 }  // namespace collectord

@@ -419,8 +419,15 @@ void Supervisor::Impl::maybeFinish(Job& job) {
   }
   // A child that moved to a group or session of its own (setsid, a daemonising tool) escapes
   // that signal; its environment still names the job.
+  // Other runs' groups are theirs; what started before this run is not its descendant.
   const JobRecord& ended = job.sm.record();
-  if (const int escaped = killProcessesOfJob(ended.job_id, ended.batch_id, pid); escaped > 0) {
+  std::vector<int> groups;
+  for (const auto& [id, other] : jobs) {
+    if (other->child) groups.push_back(other->child->pid());
+  }
+  if (const int escaped = killProcessesOfJob(ended.job_id, ended.batch_id, groups,
+                                             job.child->startTicks());
+      escaped > 0) {
     job.log->write("[collectord] killed " + std::to_string(escaped) +
                    (escaped == 1 ? " process" : " processes") +
                    " the job left outside its process group\n");

@@ -224,27 +224,38 @@ void Supervisor::Impl::dispatch() {
   const Micros now = nowMicros();
   int running = 0;
   std::map<std::string, int> running_by_collector;
-  std::vector<Job*> ready;
-  for (auto& [id, job] : jobs) {
+  for (const auto& [id, job] : jobs) {
     if (job->child) {
       ++running;
       ++running_by_collector[job->sm.record().collector];
     }
+  }
+  // Full: nothing to start, and no need to order the queue (this runs at every job end).
+  if (running >= cfg->max_concurrent) return updateGauges();
+  // Priority, then the batch's age, then trigger order; the keys are read once, not at each
+  // comparison.
+  struct Ready {
+    int rank;
+    Micros started_at;
+    const std::string* batch_id;
+    int position;
+    Job* job;
+  };
+  std::vector<Ready> queue;
+  for (const auto& [id, job] : jobs) {
     const JobRecord& r = job->sm.record();
     if (r.status == JobStatus::kQueued && (!r.next_attempt_at || *r.next_attempt_at <= now)) {
-      ready.push_back(job.get());
+      queue.push_back({priorityRank(batches.at(r.batch_id).record.priority), r.started_at,
+                       &r.batch_id, job->position, job.get()});
     }
   }
-  std::sort(ready.begin(), ready.end(), [this](const Job* a, const Job* b) {
-    const JobRecord& ra = a->sm.record();
-    const JobRecord& rb = b->sm.record();
-    const int pa = priorityRank(batches.at(ra.batch_id).record.priority);
-    const int pb = priorityRank(batches.at(rb.batch_id).record.priority);
-    return std::tie(pa, ra.started_at, ra.batch_id, a->position) <
-           std::tie(pb, rb.started_at, rb.batch_id, b->position);
+  std::sort(queue.begin(), queue.end(), [](const Ready& a, const Ready& b) {
+    return std::tie(a.rank, a.started_at, *a.batch_id, a.position) <
+           std::tie(b.rank, b.started_at, *b.batch_id, b.position);
   });
   std::vector<Job*> starting;
-  for (Job* job : ready) {
+  for (const Ready& next : queue) {
+    Job* job = next.job;
     if (running >= cfg->max_concurrent) break;
     // A job that has not started yet runs with the settings in effect now (after a reload).
     job->collector = collectorConfig(job->sm.record().collector);
@@ -591,7 +602,7 @@ void Supervisor::Impl::failLeftover(Job& j, Micros now) {
   const std::string id = r.job_id;
   // By environment, not by process group: the pid is missing when the crash came between the
   // write before the spawn and the one after it, and a child may have left the group.
-  const int killed = killProcessesOfJob(id, r.batch_id, 0);
+  const int killed = killProcessesOfJob(id, r.batch_id);
   if (killed > 0) log.warning("killed %d leftover processes of job %s", killed, id);
   j.sm.setRetryDelay(retryDelay(j));
   j.sm.fail("supervisor restarted while the job was running", now);

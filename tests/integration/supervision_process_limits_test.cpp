@@ -159,6 +159,16 @@ TEST(SupervisionProcessLimits, UserRunsTheCollectorAsThatAccountWithItsGroupsAnd
   EXPECT_EQ(valueIn(log, "gid"), std::to_string(pw->pw_gid)) << log;
   EXPECT_EQ(valueIn(log, "groups"), expected_groups) << "the account's own groups, not root's";
   EXPECT_EQ(valueIn(log, "home"), pw->pw_dir) << "the account's home, not collectord's";
+
+  // The child switched accounts while it shared the daemon's memory (clone with CLONE_VM); the
+  // daemon keeps its own.
+  const std::string status = readFile("/proc/" + std::to_string(daemon.pid()) + "/status").value_or("");
+  for (const char* field : {"Uid:", "Gid:"}) {
+    const auto at = status.find(field);
+    ASSERT_NE(at, std::string::npos) << status;
+    EXPECT_EQ(status.substr(at, status.find('\n', at) - at), std::string(field) + "\t0\t0\t0\t0")
+        << "collectord's own credentials changed";
+  }
 }
 
 }  // namespace
