@@ -73,11 +73,20 @@ ReloadOnHangup::ReloadOnHangup(std::string config_path, Supervisor& supervisor,
     : path_(std::move(config_path)),
       supervisor_(supervisor),
       service_(service),
-      on_reload_(std::move(on_reload)),
-      thread_([this] { run(); }) {}
+      on_reload_(std::move(on_reload)) {
+  // The thread starts with SIGHUP blocked, so that the one the destructor sends it waits for
+  // sigwait() whenever it arrives, instead of ending the process.
+  sigset_t hangup, old;
+  sigemptyset(&hangup);
+  sigaddset(&hangup, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &hangup, &old);
+  thread_ = std::thread([this] { run(); });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
 
 ReloadOnHangup::~ReloadOnHangup() {
   stop_ = true;
+  pthread_kill(thread_.native_handle(), SIGHUP);  // wakes the sigwait()
   thread_.join();
 }
 
@@ -92,9 +101,11 @@ void ReloadOnHangup::run() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGHUP);
-  const timespec tick{0, 200'000'000};
-  while (!stop_) {
-    if (sigtimedwait(&set, nullptr, &tick) != SIGHUP) continue;
+  // Asleep until a SIGHUP: to the process (a reload), or to this thread from the destructor.
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0 || sig != SIGHUP) continue;
+    if (stop_) return;
     try {
       reload();
     } catch (const std::exception& e) {
