@@ -269,19 +269,40 @@ class Acceptor {
  private:
   void run() {
     Poco::Logger& log = Poco::Logger::get("collectord.http");
+    int failures = 0;  // accept(2) failures in a row
     while (!stopped_) {
+      std::optional<Poco::Net::StreamSocket> connection;
+      std::string error;
       try {
-        Poco::Net::StreamSocket connection = socket_.acceptConnection();
-        if (stopped_) break;
-        connection.setNoDelay(true);
-        dispatcher_->enqueue(connection);
-      } catch (const Poco::Exception& e) {
-        if (stopped_) break;
-        // Out of descriptors or memory: the next accept would fail at once too.
-        log.warning("cannot accept a connection: %s", e.displayText());
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        connection = socket_.acceptConnection();
+      } catch (const std::exception& e) {
+        error = describe(e);
+      } catch (...) {
+        error = "unknown error";
+      }
+      if (stopped_) break;
+      if (!connection) {
+        // Out of descriptors or memory: the next accept would fail at once too. Back off (20 ms,
+        // doubling up to 640 ms), and say so once per run of failures rather than at each.
+        if (failures++ == 0) log.warning("cannot accept connections: %s", error);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10 << std::min(failures, 6)));
+        continue;
+      }
+      failures = 0;
+      try {
+        connection->setNoDelay(true);
+        dispatcher_->enqueue(*connection);
+      } catch (const std::exception& e) {
+        log.warning("cannot take a connection: %s", describe(e));  // that one client's
+      } catch (...) {
+        log.warning("cannot take a connection: unknown error");
       }
     }
+  }
+
+  static std::string describe(const std::exception& e) {
+    const auto* poco = dynamic_cast<const Poco::Exception*>(&e);
+    return poco ? poco->displayText() : std::string(e.what());
   }
 
   Poco::Net::ServerSocket& socket_;
