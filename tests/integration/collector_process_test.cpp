@@ -3,6 +3,7 @@
 
 #include <Poco/JSON/Parser.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <sstream>
@@ -123,6 +124,24 @@ print("FACTS " + json.dumps({
   EXPECT_EQ(jsonOf(*facts, "fd3_is_pipe"), "true");
   EXPECT_EQ(jsonOf(*facts, "fd3_write_only"), "true");
   EXPECT_EQ(jsonOf(*facts, "own_process_group"), "true");
+}
+
+// collectord ignores SIGPIPE and blocks every signal while it creates a collector (which shares
+// its memory until exec); the collector itself starts with nothing blocked and SIGPIPE fatal.
+TEST(CollectorProcess, StartsWithNoSignalBlockedAndSigpipeNotIgnored) {
+  TempDir dir;
+  DaemonConfig config(dir);
+  config.addCollector("ninja", "exec grep -E '^Sig(Blk|Ign):' /proc/self/status\n");
+  Daemon daemon(config);
+
+  auto run = runBatch(daemon.client(), {"ninja"});
+
+  const auto lines = collectorLines(config, run.job_ids[0]);
+  ASSERT_EQ(lines.size(), 2u) << readFile(config.jobLogPath(run.job_ids[0])).value_or("");
+  EXPECT_EQ(lines[0], "SigBlk:\t0000000000000000");
+  ASSERT_EQ(lines[1].rfind("SigIgn:\t", 0), 0u) << lines[1];
+  const unsigned long long ignored = std::stoull(lines[1].substr(8), nullptr, 16);
+  EXPECT_EQ(ignored & (1ULL << (SIGPIPE - 1)), 0u) << lines[1];
 }
 
 TEST(CollectorProcess, WritesStdoutAndStderrToTheJobLogInOrder) {

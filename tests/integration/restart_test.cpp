@@ -2,10 +2,16 @@
 // crash (kill -9) followed by a restart on the same folder, and what survives a restart.
 
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <thread>
 #include <regex>
 #include <string>
 #include <vector>
@@ -78,6 +84,61 @@ TEST(DaemonLifecycle, ServesOnThePortItWritesAndExitsZeroOnSigterm) {
   EXPECT_TRUE(IsJsonResponse(daemon.client().get("/api/collectors/history"), 200));
 
   EXPECT_EQ(daemon.stop(), 0) << daemon.logText();
+}
+
+// A connected TCP socket to 127.0.0.1:port that has sent `request`; -1 on failure.
+int connectAndSend(int port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Out of descriptors, accept(2) fails at once for every waiting connection: the daemon warns
+// once, backs off instead of spinning, and serves again once it has descriptors.
+TEST(DaemonLifecycle, OutOfDescriptorsItWarnsOnceBacksOffAndThenServesAgain) {
+  TempDir dir;
+  DaemonConfig config(dir);
+  config.addCollector("ninja", "exit 0\n");
+  Daemon daemon(config);
+  ASSERT_TRUE(IsJsonResponse(daemon.client().get("/api/collectors/history"), 200));
+
+  rlimit before{};
+  ASSERT_EQ(::prlimit(daemon.pid(), RLIMIT_NOFILE, nullptr, &before), 0);
+  // Below every descriptor it has open but stdio: the next accept, whatever number it would
+  // take, fails with EMFILE (descriptors open already stay valid).
+  const rlimit tight{3, before.rlim_max};
+  ASSERT_EQ(::prlimit(daemon.pid(), RLIMIT_NOFILE, &tight, nullptr), 0);
+
+  const int waiting = connectAndSend(daemon.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  ASSERT_GE(waiting, 0);
+  const auto warnings = [&] {
+    const std::string log = daemon.logText();
+    std::size_t n = 0;
+    for (auto at = log.find("cannot accept connections"); at != std::string::npos;
+         at = log.find("cannot accept connections", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  ASSERT_TRUE(waitUntil([&] { return warnings() > 0; })) << daemon.logText();
+  // Failing 20 times a second (Poco's own loop) would write a warning each time; over a second
+  // the back-off retries a handful of times and says so once.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(warnings(), 1u) << daemon.logText();
+
+  ASSERT_EQ(::prlimit(daemon.pid(), RLIMIT_NOFILE, &before, nullptr), 0);
+  // The connection that waited is reset rather than answered (not explained yet); new ones are
+  // served.
+  ::close(waiting);
+  EXPECT_TRUE(IsJsonResponse(daemon.client().get("/api/collectors/history"), 200));
 }
 
 TEST(DaemonLifecycle, ExitsZeroOnSigint) {
